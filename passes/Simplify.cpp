@@ -1,0 +1,49 @@
+//===- Simplify.cpp - exact folds and canonicalizations of w4a4 ops -------===//
+
+#include "dialects/W4A4/W4A4Ops.h"
+#include "passes/Passes.h"
+
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+namespace mlir::w4a4 {
+#define GEN_PASS_DEF_W4A4SIMPLIFY
+#include "passes/Passes.h.inc"
+} // namespace mlir::w4a4
+
+using namespace mlir;
+using namespace mlir::w4a4;
+
+namespace {
+
+struct W4A4SimplifyPass
+    : mlir::w4a4::impl::W4A4SimplifyBase<W4A4SimplifyPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    MLIRContext *context = &getContext();
+    RewritePatternSet patterns(context);
+    for (RegisteredOperationName name : context->getRegisteredOperations())
+      if (name.getDialectNamespace() == W4A4Dialect::getDialectNamespace())
+        name.getCanonicalizationPatterns(patterns, context);
+
+    int64_t before = countOps();
+    GreedyRewriteConfig config;
+    config.setMaxIterations(maxIterations);
+    bool changed = false;
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns),
+                                     config, &changed))) {
+      getOperation()->emitError("w4a4-simplify did not converge in ")
+          << maxIterations << " iterations";
+      return signalPassFailure();
+    }
+    numOpsErased += before - countOps();
+  }
+
+  int64_t countOps() {
+    int64_t n = 0;
+    getOperation()->walk([&](Operation *) { ++n; });
+    return n;
+  }
+};
+
+} // namespace

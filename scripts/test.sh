@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine, builds everything and runs every test (lit +
+# FileCheck, GoogleTest, generated-docs check) through CTest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+start=$(date +%s)
+scripts/build.sh w4a4-opt w4a4-unittests mlir-doc
+echo "build: $(( $(date +%s) - start )) s"
+ctest --test-dir "${W4A4_BUILD_DIR:-build}" --output-on-failure
