@@ -36,10 +36,6 @@ def W4A4Simplify : Pass<"w4a4-simplify"> {
     Option<"maxIterations", "max-iterations", "int64_t", /*default=*/"10",
            "Maximum number of greedy rewrite sweeps">,
   ];
-  let statistics = [
-    Statistic<"numOpsErased", "ops-erased",
-              "Number of ops removed by folding and dead-code elimination">,
-  ];
 }
 
 #endif // W4A4_PASSES_TD

@@ -26,23 +26,14 @@ struct W4A4SimplifyPass
       if (name.getDialectNamespace() == W4A4Dialect::getDialectNamespace())
         name.getCanonicalizationPatterns(patterns, context);
 
-    int64_t before = countOps();
     GreedyRewriteConfig config;
     config.setMaxIterations(maxIterations);
-    bool changed = false;
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns),
-                                     config, &changed))) {
+                                     config))) {
       getOperation()->emitError("w4a4-simplify did not converge in ")
           << maxIterations << " iterations";
       return signalPassFailure();
     }
-    numOpsErased += before - countOps();
-  }
-
-  int64_t countOps() {
-    int64_t n = 0;
-    getOperation()->walk([&](Operation *) { ++n; });
-    return n;
   }
 };
 
