@@ -30,8 +30,9 @@ struct W4A4SimplifyPass
     config.setMaxIterations(maxIterations);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns),
                                      config))) {
-      getOperation()->emitError("w4a4-simplify did not converge in ")
-          << maxIterations << " iterations";
+      getOperation()->emitError("w4a4-simplify did not converge within "
+                                "max-iterations=")
+          << static_cast<int64_t>(maxIterations);
       return signalPassFailure();
     }
   }
