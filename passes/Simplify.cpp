@@ -15,8 +15,7 @@ using namespace mlir::w4a4;
 
 namespace {
 
-struct W4A4SimplifyPass
-    : mlir::w4a4::impl::W4A4SimplifyBase<W4A4SimplifyPass> {
+struct W4A4SimplifyPass : mlir::w4a4::impl::W4A4SimplifyBase<W4A4SimplifyPass> {
   using Base::Base;
 
   void runOnOperation() override {

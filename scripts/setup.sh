@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
   # Build: LLVM/MLIR 22 (static libraries, mlir-tblgen, FileCheck, lit).
   cmake ninja-build ccache g++
-  llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
+  llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools zlib1g-dev
   # Tests: GoogleTest.
   libgtest-dev
 )

@@ -79,7 +79,8 @@ LogicalResult EmbeddingOp::verify() {
   RankedTensorType result = getResult().getType();
   // embedding_c1
   if (table.getRank() != 2)
-    return emitOpError("(embedding_c1) expects a rank-2 table [vocab, hidden], got rank ")
+    return emitOpError("(embedding_c1) expects a rank-2 table [vocab, hidden], "
+                       "got rank ")
            << table.getRank();
   // embedding_c2
   SmallVector<int64_t> expected(ids.getShape());
@@ -108,7 +109,8 @@ LogicalResult RMSNormOp::verify() {
   // rms_norm_c2
   double eps = getEpsilon().convertToDouble();
   if (!(eps > 0.0) || !std::isfinite(eps))
-    return emitOpError("(rms_norm_c2) expects a finite epsilon > 0, got ") << eps;
+    return emitOpError("(rms_norm_c2) expects a finite epsilon > 0, got ")
+           << eps;
   if (Value gain = getGain()) {
     RankedTensorType g = rankedType(gain);
     // rms_norm_c3
@@ -159,8 +161,8 @@ LogicalResult LinearOp::verify() {
                        "shape with the last dimension replaced by ")
            << out << ", got " << result;
   // linear_c5
-  return verifySameElementType(*this, "linear_c5",
-                               {getInput(), getWeight(), getBias(), getResult()});
+  return verifySameElementType(
+      *this, "linear_c5", {getInput(), getWeight(), getBias(), getResult()});
 }
 
 //===----------------------------------------------------------------------===//
@@ -220,7 +222,8 @@ LogicalResult AttentionOp::verify() {
       !dimsCompatible(v.getDimSize(2), kvHeads * headDim))
     return emitOpError("(attention_c3) expects query width num_heads * "
                        "head_dim = ")
-           << heads * headDim << " and key/value width num_kv_heads * head_dim = "
+           << heads * headDim
+           << " and key/value width num_kv_heads * head_dim = "
            << kvHeads * headDim;
   // attention_c4
   for (int64_t axis : {0, 1})
@@ -254,7 +257,8 @@ LogicalResult AttentionOp::verify() {
   if (std::optional<APFloat> scale = getScale()) {
     double s = scale->convertToDouble();
     if (!(s > 0.0) || !std::isfinite(s))
-      return emitOpError("(attention_c8) expects a finite scale > 0, got ") << s;
+      return emitOpError("(attention_c8) expects a finite scale > 0, got ")
+             << s;
   }
   // attention_c9
   return verifySameElementType(*this, "attention_c9",
@@ -282,11 +286,12 @@ LogicalResult RegistersOp::verify() {
   int64_t k = regs.getDimSize(0), seq = input.getDimSize(1);
   // registers_c3
   if (getMode() == RegisterMode::prepend) {
-    int64_t expectedSeq = (ShapedType::isDynamic(k) || ShapedType::isDynamic(seq))
-                              ? ShapedType::kDynamic
-                              : seq + k;
-    if (!shapesCompatible(result.getShape(),
-                          {input.getDimSize(0), expectedSeq, input.getDimSize(2)}))
+    int64_t expectedSeq =
+        (ShapedType::isDynamic(k) || ShapedType::isDynamic(seq))
+            ? ShapedType::kDynamic
+            : seq + k;
+    if (!shapesCompatible(result.getShape(), {input.getDimSize(0), expectedSeq,
+                                              input.getDimSize(2)}))
       return emitOpError("(registers_c3) expects prepend to give [batch, seq "
                          "+ k, hidden], got ")
              << result << " for input " << input << " and " << k
@@ -359,8 +364,8 @@ LogicalResult HadamardOp::verify() {
 static LogicalResult verifyClipRatio(Operation *op, StringRef tag,
                                      double clip) {
   if (!(clip > 0.0 && clip <= 1.0))
-    return op->emitOpError() << "(" << tag << ") expects a clip ratio in (0, 1], got "
-                             << clip;
+    return op->emitOpError()
+           << "(" << tag << ") expects a clip ratio in (0, 1], got " << clip;
   return success();
 }
 
@@ -456,9 +461,9 @@ LogicalResult QLinearOp::verify() {
                        "input shape with the last dimension replaced by ")
            << out << ", got " << result;
   // qlinear_c11
-  return verifySameElementType(*this, "qlinear_c11",
-                               {getInput(), getWeightScales(), getBias(), left,
-                                right, getResult()});
+  return verifySameElementType(
+      *this, "qlinear_c11",
+      {getInput(), getWeightScales(), getBias(), left, right, getResult()});
 }
 
 #define GET_OP_CLASSES

@@ -81,9 +81,11 @@ private:
   }
 
   /// Remainder of poly (coefficients low to high) modulo a monic divisor.
-  bool divides(std::vector<int64_t> poly, const std::vector<int64_t> &div) const {
+  bool divides(std::vector<int64_t> poly,
+               const std::vector<int64_t> &div) const {
     int64_t dd = static_cast<int64_t>(div.size()) - 1;
-    for (int64_t deg = static_cast<int64_t>(poly.size()) - 1; deg >= dd; --deg) {
+    for (int64_t deg = static_cast<int64_t>(poly.size()) - 1; deg >= dd;
+         --deg) {
       int64_t c = poly[deg];
       for (int64_t i = 0; i <= dd; ++i)
         poly[deg - dd + i] = ((poly[deg - dd + i] - c * div[i]) % p + p) % p;
@@ -254,8 +256,10 @@ std::vector<int8_t> buildHadamardMatrix(int64_t n) {
     for (int64_t b = 0; b < w; ++b)
       for (int64_t c = 0; c < m; ++c)
         for (int64_t d = 0; d < w; ++d) {
-          int8_t walsh = (__builtin_popcountll(static_cast<uint64_t>(b & d)) & 1) ? -1 : 1;
-          h[(a * w + b) * n + (c * w + d)] = static_cast<int8_t>(base[a * m + c] * walsh);
+          int8_t walsh =
+              (__builtin_popcountll(static_cast<uint64_t>(b & d)) & 1) ? -1 : 1;
+          h[(a * w + b) * n + (c * w + d)] =
+              static_cast<int8_t>(base[a * m + c] * walsh);
         }
   return h;
 }

@@ -23,7 +23,8 @@ void expectHadamard(int64_t n, const std::vector<int8_t> &h) {
       int64_t dot = 0;
       for (int64_t k = 0; k < n; ++k)
         dot += int64_t{h[i * n + k]} * h[j * n + k];
-      ASSERT_EQ(dot, i == j ? n : 0) << "order " << n << " rows " << i << ", " << j;
+      ASSERT_EQ(dot, i == j ? n : 0)
+          << "order " << n << " rows " << i << ", " << j;
     }
 }
 
@@ -81,7 +82,8 @@ TEST(Hadamard, KroneckerStructure) {
     for (int64_t b = 0; b < w; ++b)
       for (int64_t c = 0; c < m; ++c)
         for (int64_t d = 0; d < w; ++d)
-          ASSERT_EQ(h[(a * w + b) * n + c * w + d], hm[a * m + c] * hw[b * w + d]);
+          ASSERT_EQ(h[(a * w + b) * n + c * w + d],
+                    hm[a * m + c] * hw[b * w + d]);
 }
 
 TEST(Hadamard, UnsupportedOrdersAreRefused) {
