@@ -31,5 +31,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ ! -d models/reference/ort/node_modules/onnxruntime-node ]; then
-  (cd models/reference/ort && npm ci --no-audit --no-fund --loglevel=error)
+  # --ignore-scripts: the CPU binaries are bundled; the install script only
+  # fetches optional CUDA binaries from the network.
+  (cd models/reference/ort && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
