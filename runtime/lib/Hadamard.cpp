@@ -155,6 +155,14 @@ std::optional<std::pair<int64_t, int64_t>> primePower(int64_t q) {
   return std::make_pair(p, e);
 }
 
+/// Preference among constructions of one order (lower wins): Paley I over a
+/// prime field, Paley II over a prime field, then the same over prime-power
+/// fields. The reference evaluator (models/reference/w4a4ref/hadamard.py)
+/// follows the same rule, so both build identical matrices.
+int recipeRank(const PaleyRecipe &r) {
+  return (r.e == 1 ? 0 : 2) + (r.kind == PaleyKind::I ? 0 : 1);
+}
+
 const std::map<int64_t, PaleyRecipe> &paleyRecipes() {
   static const std::map<int64_t, PaleyRecipe> recipes = [] {
     std::map<int64_t, PaleyRecipe> r;
@@ -165,11 +173,11 @@ const std::map<int64_t, PaleyRecipe> &paleyRecipes() {
       int64_t m = (q % 4 == 3) ? q + 1 : (q % 4 == 1) ? 2 * (q + 1) : 0;
       if (m == 0 || m > kMaxHadamardBaseOrder || isPowerOfTwo(m))
         continue;
-      PaleyKind kind = (q % 4 == 3) ? PaleyKind::I : PaleyKind::II;
-      // Prefer Paley I when both constructions give the same order.
+      PaleyRecipe recipe{pe->first, pe->second,
+                         (q % 4 == 3) ? PaleyKind::I : PaleyKind::II};
       auto it = r.find(m);
-      if (it == r.end() || (kind == PaleyKind::I && it->second.kind != kind))
-        r[m] = PaleyRecipe{pe->first, pe->second, kind};
+      if (it == r.end() || recipeRank(recipe) < recipeRank(it->second))
+        r[m] = recipe;
     }
     return r;
   }();

@@ -41,8 +41,9 @@ TEST(Hadamard, PowersOfTwoAreSylvester) {
 }
 
 TEST(Hadamard, PaleyOrdersFromDesignDoc) {
-  // The orders DESIGN.md names, Paley I (12, 20, 28 over GF(27), 44, 60) and
-  // Paley II (36, 52 over GF(25)), and doubled ones (24, 40).
+  // The orders DESIGN.md names: Paley I over prime fields (12, 20, 44, 60),
+  // Paley II over prime fields (28, 36) and over GF(25) (52), and doubled
+  // ones (24, 40).
   for (int64_t n : {12, 20, 24, 28, 36, 40, 44, 52, 60}) {
     SCOPED_TRACE(n);
     ASSERT_TRUE(factorHadamardOrder(n).has_value());
