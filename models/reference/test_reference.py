@@ -6,6 +6,7 @@ computations. Uses the tiny shipped models.
 """
 
 import os
+import subprocess
 import sys
 import unittest
 
@@ -79,6 +80,19 @@ class Hadamards(unittest.TestCase):
         for n in (12, 20, 28, 36, 64, 192, 768):
             h = hadamard(n)
             np.testing.assert_array_equal(h @ h.T, n * np.eye(n))
+
+    @unittest.skipUnless(os.environ.get("W4A4_HADAMARD_DUMP"), "set W4A4_HADAMARD_DUMP (ctest does)")
+    def test_same_matrices_as_runtime(self):
+        """The C++ runtime and this reference build identical matrices."""
+        orders = [12, 20, 24, 28, 36, 44, 60, 64, 192, 320, 768]
+        out = subprocess.run([os.environ["W4A4_HADAMARD_DUMP"]] + [str(n) for n in orders],
+                             capture_output=True, text=True, check=True).stdout.split("\n")
+        pos = 0
+        for n in orders:
+            self.assertEqual(int(out[pos]), n)
+            runtime = np.array([[1.0 if c == "+" else -1.0 for c in row] for row in out[pos + 1:pos + 1 + n]])
+            np.testing.assert_array_equal(runtime, hadamard(n), err_msg="order %d" % n)
+            pos += n + 1
 
     def test_signs(self):
         s = seeded_signs(0, 1000)
