@@ -51,7 +51,9 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-4)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    dirs = args.dirs or sorted(os.path.dirname(p) for p in glob.glob(os.path.join(HERE, "..", "zoo", "*", "manifest.json")))
+    zoo = os.path.join(HERE, "..", "zoo")
+    dirs = args.dirs or sorted(os.path.dirname(p) for pattern in ("*", "synthetic/*")
+                               for p in glob.glob(os.path.join(zoo, pattern, "manifest.json")))
     if not dirs:
         sys.exit("check_ort: no models found")
     failed = 0

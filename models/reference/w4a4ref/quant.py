@@ -140,7 +140,7 @@ def gptq(w, hessian, bits, group=0, clip=1.0, damp=0.01, act_order=False):
 
 def params_from_decoder(model):
     p = {k: v.detach().clone().float() for k, v in model.state_dict().items()
-         if not k.startswith(("rope_", "causal_"))}
+         if not k.startswith("rope_")}
     if "output.weight" not in p:
         p["output.weight"] = p["tok_embeddings.weight"].clone()  # untie: lm_head may diverge
     p["_online"] = {}

@@ -2,8 +2,8 @@
 
 from .model import LossConfig, ModelConfig
 
-MAIN = dict(vocab_size=4096, hidden=256, layers=6, heads=4, kv_heads=4, head_dim=64, ffn=768)
-TINY = dict(vocab_size=4096, hidden=64, layers=2, heads=2, kv_heads=2, head_dim=32, ffn=192, tied=True)
+MAIN = dict(max_seq=512, vocab_size=4096, hidden=256, layers=6, heads=4, kv_heads=4, head_dim=64, ffn=768)
+TINY = dict(max_seq=512, vocab_size=4096, hidden=64, layers=2, heads=2, kv_heads=2, head_dim=32, ffn=192, tied=True)
 
 DR_SINK_LOSS = dict(reg_hinge_weight=0.05, reg_margin=10.0, tok_hinge_weight=0.05, tok_margin=4.0)
 QAT_LOSS = dict(qat_act_bits=4, qat_weight_bits=4, kurtosis_weight=0.01, kurtosis_target=1.8)

@@ -186,8 +186,6 @@ class Decoder(nn.Module):
         cos, sin = rope_tables(cfg)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
-        causal = torch.ones(cfg.max_seq, cfg.max_seq, dtype=torch.bool).triu(1)
-        self.register_buffer("causal_mask", causal, persistent=False)
         self.apply(self._init)
         self.residual_stats = None  # list of (layer, register rms, token rms) when set
 
@@ -215,7 +213,8 @@ class Decoder(nn.Module):
             h = torch.cat([self.registers[0][None].expand(b, k, cfg.hidden), h], dim=1)
         t = h.shape[1]
         cos, sin = self.rope_cos[:t], self.rope_sin[:t]
-        mask = self.causal_mask[:t, :t]
+        pos = torch.arange(t, device=ids.device)
+        mask = pos[None, :] > pos[:, None]  # True above the diagonal: future keys
         for i, layer in enumerate(self.layers):
             if k and i > 0 and cfg.register_layers == "all":
                 h = torch.cat([h[:, :k] + self.registers[i], h[:, k:]], dim=1)
