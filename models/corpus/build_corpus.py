@@ -183,6 +183,7 @@ def split_of(doc_id):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--manifest", help="also write corpus.json here (the committed copy)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
@@ -225,9 +226,10 @@ def main():
         manifest["splits"][split] = {"documents": len(docs), "bytes": len(data),
                                      "sha256": hashlib.sha256(data).hexdigest()}
         print("  %-11s %6d documents %10d bytes" % (split, len(docs), len(data)), flush=True)
-    with open(os.path.join(args.out, "corpus.json"), "w") as f:
-        json.dump(manifest, f, indent=2, sort_keys=True)
-        f.write("\n")
+    for path in filter(None, [os.path.join(args.out, "corpus.json"), args.manifest]):
+        with open(path, "w") as f:
+            json.dump(manifest, f, indent=2, sort_keys=True)
+            f.write("\n")
 
 
 if __name__ == "__main__":
