@@ -466,5 +466,27 @@ LogicalResult QLinearOp::verify() {
       {getInput(), getWeightScales(), getBias(), left, right, getResult()});
 }
 
+//===----------------------------------------------------------------------===//
+// OnnxOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult OnnxOp::verify() {
+  // onnx_c1
+  if (getOpType().empty())
+    return emitOpError("(onnx_c1) expects a non-empty ONNX op type");
+  // onnx_c2
+  if (std::optional<ArrayRef<int64_t>> absent = getAbsentInputs()) {
+    int64_t total = getNumOperands() + absent->size(), previous = -1;
+    for (int64_t i : *absent) {
+      if (i <= previous || i < 0 || i >= total)
+        return emitOpError("(onnx_c2) expects absent_inputs to be increasing "
+                           "input positions below ")
+               << total;
+      previous = i;
+    }
+  }
+  return success();
+}
+
 #define GET_OP_CLASSES
 #include "dialects/W4A4/W4A4Ops.cpp.inc"

@@ -353,4 +353,39 @@ def W4A4_QLinearOp : W4A4_Op<"qlinear", [Pure, AttrSizedOperandSegments]> {
   }];
 }
 
+//===----------------------------------------------------------------------===//
+// onnx
+//===----------------------------------------------------------------------===//
+
+def W4A4_OnnxOp : W4A4_Op<"onnx", [Pure]> {
+  let summary = "An imported ONNX node, not (yet) raised to a model-level op";
+  let description = [{
+    Stage 1 of the importer maps every ONNX node to one `w4a4.onnx` op that
+    keeps the node faithfully: its op type, node name and attributes (ONNX
+    attribute kinds become i64, f32, string, dense arrays, or elements
+    attributes). The raising patterns then rewrite recognised subgraphs into
+    the model-level ops; a raised model has none left. The opset of the
+    default ONNX domain is the module attribute `w4a4.onnx_opset`. Optional
+    inputs that the node leaves empty are listed in `absent_inputs` (their
+    positions) and are not operands.
+
+    ```mlir
+    %y = w4a4.onnx "MatMul" "/layers.0/attention/wq/MatMul"(%x, %w)
+        : (tensor<?x?x256xf32>, tensor<256x256xf32>) -> tensor<?x?x256xf32>
+    %s = w4a4.onnx "Softmax" "/Softmax"(%a) attributes {axis = -1 : i64}
+        : (tensor<?x4x?x?xf32>) -> tensor<?x4x?x?xf32>
+    ```
+  }];
+  let arguments = (ins Variadic<AnyType>:$operands, StrAttr:$op_type,
+                       StrAttr:$node_name,
+                       OptionalAttr<DictionaryAttr>:$onnx_attrs,
+                       OptionalAttr<DenseI64ArrayAttr>:$absent_inputs);
+  let results = (outs Variadic<AnyType>:$results);
+  let assemblyFormat = [{
+    $op_type $node_name `(` $operands `)` (`attributes` $onnx_attrs^)?
+    attr-dict `:` functional-type($operands, $results)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // W4A4_OPS_TD

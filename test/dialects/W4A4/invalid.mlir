@@ -514,3 +514,19 @@ func.func @qlinear_codes_type(%x: tensor<?x64xf32>, %c: tensor<8x32xi32>, %s: te
       : (tensor<?x64xf32>, tensor<8x32xi32>, tensor<8x1xf32>) -> tensor<?x8xf32>
   return %y : tensor<?x8xf32>
 }
+
+// -----
+
+func.func @onnx_c1(%x: tensor<2xf32>) -> tensor<2xf32> {
+  // expected-error @+1 {{(onnx_c1) expects a non-empty ONNX op type}}
+  %y = w4a4.onnx "" "n"(%x) : (tensor<2xf32>) -> tensor<2xf32>
+  return %y : tensor<2xf32>
+}
+
+// -----
+
+func.func @onnx_c2(%x: tensor<2xf32>) -> tensor<2xf32> {
+  // expected-error @+1 {{(onnx_c2) expects absent_inputs to be increasing input positions below 3}}
+  %y = w4a4.onnx "Clip" "clip"(%x, %x) {absent_inputs = array<i64: 3>} : (tensor<2xf32>, tensor<2xf32>) -> tensor<2xf32>
+  return %y : tensor<2xf32>
+}

@@ -115,6 +115,15 @@ func.func @qlinear(%x: tensor<?x?x64xf32>, %c4: tensor<96x32xi8>, %s: tensor<96x
   return %a, %z : tensor<?x?x96xf32>, tensor<?x?x96xf32>
 }
 
+// CHECK-LABEL: func.func @onnx
+func.func @onnx(%x: tensor<?x?x8xf32>, %w: tensor<8x4xf32>) -> (tensor<?x?x4xf32>, tensor<?x?x4xf32>) {
+  // CHECK: w4a4.onnx "MatMul" "/l0/MatMul"(%{{.+}}, %{{.+}}) : (tensor<?x?x8xf32>, tensor<8x4xf32>) -> tensor<?x?x4xf32>
+  %y = w4a4.onnx "MatMul" "/l0/MatMul"(%x, %w) : (tensor<?x?x8xf32>, tensor<8x4xf32>) -> tensor<?x?x4xf32>
+  // CHECK: w4a4.onnx "Softmax" "sm"(%{{.+}}) attributes {axis = -1 : i64} {absent_inputs = array<i64: 1>} : (tensor<?x?x4xf32>) -> tensor<?x?x4xf32>
+  %s = w4a4.onnx "Softmax" "sm"(%y) attributes {axis = -1 : i64} {absent_inputs = array<i64: 1>} : (tensor<?x?x4xf32>) -> tensor<?x?x4xf32>
+  return %y, %s : tensor<?x?x4xf32>, tensor<?x?x4xf32>
+}
+
 // CHECK: dialect_resources
 // CHECK-NEXT: builtin
 // CHECK-NEXT: gain_blob: "0x040000000000803F000000400000404000008040"

@@ -1,0 +1,322 @@
+//===- OnnxReader.cpp - ONNX protobuf reader ------------------------------===//
+//
+// Compiled with exceptions and RTTI (the ONNX library throws); nothing here
+// includes MLIR.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Conversion/OnnxToW4A4/OnnxReader.h"
+
+#include "onnx/onnx_pb.h"
+#include "onnx/shape_inference/implementation.h"
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace w4a4::onnx_import {
+
+int64_t elemSize(int32_t t) {
+  switch (static_cast<ElemType>(t)) {
+  case ElemType::Float:
+  case ElemType::Int32:
+    return 4;
+  case ElemType::UInt8:
+  case ElemType::Int8:
+  case ElemType::Bool:
+    return 1;
+  case ElemType::Int64:
+  case ElemType::Double:
+    return 8;
+  case ElemType::Float16:
+  case ElemType::BFloat16:
+    return 2;
+  default:
+    return 0;
+  }
+}
+
+namespace {
+
+struct Failure {
+  std::string message;
+};
+
+std::string shapeString(const std::vector<int64_t> &dims) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < dims.size(); ++i)
+    os << (i ? ", " : "") << dims[i];
+  os << "]";
+  return os.str();
+}
+
+TensorType typeOf(const onnx::TypeProto &t) {
+  TensorType out;
+  if (!t.has_tensor_type())
+    return out;
+  const auto &tt = t.tensor_type();
+  out.elemType = tt.elem_type();
+  if (tt.has_shape()) {
+    out.ranked = true;
+    for (const auto &d : tt.shape().dim())
+      out.dims.push_back(d.has_dim_value() ? d.dim_value() : -1);
+  }
+  return out;
+}
+
+class Reader {
+public:
+  Reader(std::string path) : path(std::move(path)) {
+    dir = fs::path(this->path).parent_path();
+    if (dir.empty())
+      dir = ".";
+  }
+
+  Model read() {
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+      fail("cannot open the file");
+    std::string data((std::istreambuf_iterator<char>(in)),
+                     std::istreambuf_iterator<char>());
+    if (data.empty())
+      fail("the file is empty");
+    onnx::ModelProto proto;
+    if (!proto.ParseFromString(data))
+      fail("not a valid ONNX protobuf (malformed or truncated file)");
+    data.clear();
+    if (!proto.has_graph())
+      fail("the model has no graph");
+
+    Model model;
+    model.path = path;
+    model.producer = proto.producer_name();
+    for (const auto &op : proto.opset_import())
+      if (op.domain().empty() || op.domain() == "ai.onnx")
+        model.opset = op.version();
+    if (model.opset == 0)
+      fail("no opset is imported for the default ONNX domain");
+    if (model.opset < kMinOpset || model.opset > kMaxOpset)
+      fail("opset " + std::to_string(model.opset) +
+           " is not supported (supported: " + std::to_string(kMinOpset) +
+           " to " + std::to_string(kMaxOpset) + ")");
+    if (proto.graph().node_size() == 0)
+      fail("the graph is empty (no nodes)");
+
+    try {
+      onnx::ShapeInferenceOptions options{/*check_type=*/true,
+                                          /*error_mode=*/1,
+                                          /*enable_data_propagation=*/false};
+      onnx::shape_inference::InferShapes(
+          proto, onnx::OpSchemaRegistry::Instance(), options);
+    } catch (const std::exception &e) {
+      fail(std::string("shape inference failed: ") + e.what());
+    }
+
+    onnx::GraphProto &graph = *proto.mutable_graph();
+    std::map<std::string, bool> isInit;
+    for (onnx::TensorProto &t : *graph.mutable_initializer()) {
+      model.initializers.push_back(
+          readTensor(t, "initializer '" + t.name() + "'"));
+      isInit[t.name()] = true;
+    }
+    for (const auto &v : graph.input()) {
+      model.valueTypes[v.name()] = typeOf(v.type());
+      if (!isInit.count(v.name()))
+        model.inputs.emplace_back(v.name(), typeOf(v.type()));
+    }
+    for (const auto &v : graph.output()) {
+      model.valueTypes[v.name()] = typeOf(v.type());
+      model.outputs.emplace_back(v.name(), typeOf(v.type()));
+    }
+    for (const auto &v : graph.value_info())
+      model.valueTypes[v.name()] = typeOf(v.type());
+    if (model.outputs.empty())
+      fail("the graph has no outputs");
+
+    int index = 0;
+    for (onnx::NodeProto &n : *graph.mutable_node()) {
+      Node node;
+      node.name = n.name().empty() ? n.op_type() + "#" + std::to_string(index)
+                                   : n.name();
+      node.opType = n.op_type();
+      node.domain = n.domain();
+      node.inputs.assign(n.input().begin(), n.input().end());
+      node.outputs.assign(n.output().begin(), n.output().end());
+      for (onnx::AttributeProto &a : *n.mutable_attribute())
+        node.attributes[a.name()] = readAttribute(a, node);
+      model.nodes.push_back(std::move(node));
+      ++index;
+    }
+    return model;
+  }
+
+  [[noreturn]] void fail(const std::string &message) {
+    throw Failure{path + ": " + message};
+  }
+
+private:
+  Attribute readAttribute(onnx::AttributeProto &a, const Node &node) {
+    Attribute out;
+    switch (a.type()) {
+    case onnx::AttributeProto::INT:
+      out.kind = Attribute::Int;
+      out.i = a.i();
+      break;
+    case onnx::AttributeProto::FLOAT:
+      out.kind = Attribute::Float;
+      out.f = a.f();
+      break;
+    case onnx::AttributeProto::STRING:
+      out.kind = Attribute::String;
+      out.s = a.s();
+      break;
+    case onnx::AttributeProto::INTS:
+      out.kind = Attribute::Ints;
+      out.ints.assign(a.ints().begin(), a.ints().end());
+      break;
+    case onnx::AttributeProto::FLOATS:
+      out.kind = Attribute::Floats;
+      out.floats.assign(a.floats().begin(), a.floats().end());
+      break;
+    case onnx::AttributeProto::STRINGS:
+      out.kind = Attribute::Strings;
+      out.strings.assign(a.strings().begin(), a.strings().end());
+      break;
+    case onnx::AttributeProto::TENSOR: {
+      out.kind = Attribute::Tensor;
+      Initializer t =
+          readTensor(*a.mutable_t(), "attribute '" + a.name() + "' of node '" +
+                                         node.name + "' (" + node.opType + ")");
+      out.tensorType = t.elemType;
+      out.tensorDims = t.dims;
+      out.tensorBytes = std::move(*t.bytes);
+      break;
+    }
+    default:
+      out.kind = Attribute::Other;
+    }
+    return out;
+  }
+
+  Initializer readTensor(onnx::TensorProto &t, const std::string &what) {
+    Initializer init;
+    init.name = t.name();
+    init.elemType = t.data_type();
+    int64_t size = elemSize(init.elemType);
+    if (size == 0)
+      fail(what + " has unsupported data type " +
+           std::to_string(init.elemType));
+    int64_t count = 1;
+    for (int64_t d : t.dims()) {
+      if (d < 0)
+        fail(what + " has a negative dimension");
+      init.dims.push_back(d);
+      count *= d;
+    }
+    auto bytes = std::make_shared<std::string>();
+    if (t.data_location() == onnx::TensorProto::EXTERNAL) {
+      *bytes = readExternal(t, what);
+    } else if (t.has_raw_data()) {
+      bytes->swap(*t.mutable_raw_data()); // no copy
+    } else {
+      switch (static_cast<ElemType>(init.elemType)) {
+      case ElemType::Float:
+        bytes->assign(reinterpret_cast<const char *>(t.float_data().data()),
+                      t.float_data_size() * 4);
+        break;
+      case ElemType::Int64:
+        bytes->assign(reinterpret_cast<const char *>(t.int64_data().data()),
+                      t.int64_data_size() * 8);
+        break;
+      case ElemType::Double:
+        bytes->assign(reinterpret_cast<const char *>(t.double_data().data()),
+                      t.double_data_size() * 8);
+        break;
+      default: // int32_data holds one element per entry for narrower types
+        for (int32_t v : t.int32_data())
+          bytes->append(reinterpret_cast<const char *>(&v), size);
+      }
+    }
+    if (static_cast<int64_t>(bytes->size()) != count * size)
+      fail(what + ": " + std::to_string(bytes->size()) +
+           " bytes of data for shape " + shapeString(init.dims) +
+           " (expected " + std::to_string(count * size) + ")");
+    init.bytes = std::move(bytes);
+    return init;
+  }
+
+  std::string readExternal(const onnx::TensorProto &t,
+                           const std::string &what) {
+    std::string location;
+    int64_t offset = 0, length = -1;
+    for (const auto &kv : t.external_data()) {
+      if (kv.key() == "location")
+        location = kv.value();
+      else if (kv.key() == "offset")
+        offset = std::stoll(kv.value());
+      else if (kv.key() == "length")
+        length = std::stoll(kv.value());
+    }
+    if (location.empty())
+      fail(what + ": external data without a location");
+    fs::path rel(location);
+    if (rel.is_absolute())
+      fail(what + ": external data path '" + location +
+           "' is absolute; it must be relative to the model folder");
+    for (const auto &part : rel)
+      if (part == "..")
+        fail(what + ": external data path '" + location +
+             "' leaves the model folder ('..')");
+    std::error_code ec;
+    fs::path root = fs::canonical(dir, ec);
+    fs::path full = fs::canonical(dir / rel, ec);
+    if (ec)
+      fail(what + ": external data file '" + location + "' not found");
+    auto mismatch =
+        std::mismatch(root.begin(), root.end(), full.begin(), full.end());
+    if (mismatch.first != root.end())
+      fail(what + ": external data path '" + location +
+           "' resolves outside the model folder (symbolic link)");
+    std::ifstream in(full, std::ios::binary);
+    if (!in)
+      fail(what + ": cannot open external data file '" + location + "'");
+    in.seekg(0, std::ios::end);
+    int64_t fileSize = in.tellg();
+    if (offset < 0 || offset > fileSize)
+      fail(what + ": external data offset " + std::to_string(offset) +
+           " is outside '" + location + "'");
+    if (length < 0)
+      length = fileSize - offset;
+    if (offset + length > fileSize)
+      fail(what + ": external data [" + std::to_string(offset) + ", " +
+           std::to_string(offset + length) + ") runs past the end of '" +
+           location + "' (" + std::to_string(fileSize) + " bytes)");
+    std::string out(length, '\0');
+    in.seekg(offset);
+    in.read(out.data(), length);
+    return out;
+  }
+
+  std::string path;
+  fs::path dir;
+};
+
+} // namespace
+
+std::optional<Model> readModel(const std::string &path, std::string &error) {
+  Reader reader(path);
+  try {
+    return reader.read();
+  } catch (const Failure &f) {
+    error = f.message;
+  } catch (const std::exception &e) {
+    error = path + ": " + e.what();
+  }
+  return std::nullopt;
+}
+
+} // namespace w4a4::onnx_import

@@ -1,0 +1,69 @@
+//===- w4a4-import.cpp - import ONNX models into w4a4 IR ------------------===//
+//
+// w4a4-import model.onnx [-o out.mlir] [--emit-bytecode]
+//
+// Reads and validates the ONNX file, imports it into w4a4 IR (stage 1: one
+// `w4a4.onnx` op per node, weights as dense_resource blobs) and prints it.
+// Errors name the file, node, op type and opset, and exit non-zero.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Conversion/OnnxToW4A4/ImportOnnx.h"
+
+#include "mlir/Bytecode/BytecodeWriter.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/OperationSupport.h"
+#include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/WithColor.h"
+
+using namespace llvm;
+
+static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.onnx>"),
+                                      cl::Required);
+static cl::opt<std::string>
+    outputFile("o", cl::desc("Output file (default: stdout)"),
+               cl::value_desc("filename"), cl::init("-"));
+static cl::opt<bool>
+    emitBytecode("emit-bytecode",
+                 cl::desc("Write MLIR bytecode instead of text"));
+static cl::opt<int64_t> elideLarger(
+    "elide-resources-larger-than",
+    cl::desc("Print weight blobs larger than this many bytes as __elided__ "
+             "(for reading; the output cannot be executed)"),
+    cl::init(0));
+
+int main(int argc, char **argv) {
+  InitLLVM init(argc, argv);
+  cl::ParseCommandLineOptions(argc, argv, "w4a4 ONNX importer\n");
+
+  mlir::MLIRContext context;
+  auto module = mlir::w4a4::importOnnxFile(inputFile, &context);
+  if (!module) {
+    WithColor::error(errs(), "w4a4-import")
+        << toString(module.takeError()) << "\n";
+    return 1;
+  }
+  std::string errorMessage;
+  auto output = mlir::openOutputFile(outputFile, &errorMessage);
+  if (!output) {
+    WithColor::error(errs(), "w4a4-import") << errorMessage << "\n";
+    return 1;
+  }
+  if (emitBytecode) {
+    if (mlir::failed(mlir::writeBytecodeToFile(module->get(), output->os()))) {
+      WithColor::error(errs(), "w4a4-import") << "cannot write bytecode\n";
+      return 1;
+    }
+  } else {
+    mlir::OpPrintingFlags flags;
+    if (elideLarger > 0)
+      flags.elideLargeResourceString(elideLarger);
+    module->get()->print(output->os(), flags);
+    output->os() << "\n";
+  }
+  output->keep();
+  return 0;
+}
