@@ -21,9 +21,6 @@ namespace mlir::w4a4 {
 llvm::Expected<OwningOpRef<ModuleOp>> importOnnxFile(llvm::StringRef path,
                                                      MLIRContext *context);
 
-/// ONNX op types (default domain) the importer accepts.
-bool isSupportedOnnxOp(llvm::StringRef opType);
-
 } // namespace mlir::w4a4
 
 #endif // W4A4_CONVERSION_ONNXTOW4A4_IMPORTONNX_H

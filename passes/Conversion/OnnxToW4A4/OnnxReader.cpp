@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace fs = std::filesystem;
@@ -37,6 +38,23 @@ int64_t elemSize(int32_t t) {
   default:
     return 0;
   }
+}
+
+bool isSupportedOp(const std::string &opType) {
+  static const std::set<std::string> ops = {
+      // Elementwise and math.
+      "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Reciprocal", "Neg", "Exp",
+      "Sigmoid", "Tanh", "Erf", "Cast", "Identity", "Where", "Equal", "Less",
+      "Greater", "Not", "And", "Min", "Max", "Clip",
+      // Linear algebra and reductions.
+      "MatMul", "Gemm", "ReduceMean", "ReduceSum", "Softmax",
+      // Shapes and data movement.
+      "Shape", "Reshape", "Transpose", "Unsqueeze", "Squeeze", "Concat",
+      "Slice", "Gather", "Expand", "Range", "Constant", "ConstantOfShape",
+      "Trilu", "Split",
+      // Opset 23 model-level ops.
+      "RMSNormalization", "RotaryEmbedding", "Attention"};
+  return ops.count(opType) != 0;
 }
 
 namespace {
@@ -105,6 +123,20 @@ public:
            " to " + std::to_string(kMaxOpset) + ")");
     if (proto.graph().node_size() == 0)
       fail("the graph is empty (no nodes)");
+    int index = 0;
+    for (const onnx::NodeProto &n : proto.graph().node()) {
+      std::string where =
+          "node '" +
+          (n.name().empty() ? n.op_type() + "#" + std::to_string(index)
+                            : n.name()) +
+          "' (op " + n.op_type() + ", opset " + std::to_string(model.opset) +
+          ")";
+      if (!n.domain().empty() && n.domain() != "ai.onnx")
+        fail(where + ": unsupported op domain '" + n.domain() + "'");
+      if (!isSupportedOp(n.op_type()))
+        fail(where + ": unsupported op (not part of a SwiGLU decoder)");
+      ++index;
+    }
 
     try {
       onnx::ShapeInferenceOptions options{/*check_type=*/true,
@@ -137,7 +169,7 @@ public:
     if (model.outputs.empty())
       fail("the graph has no outputs");
 
-    int index = 0;
+    index = 0;
     for (onnx::NodeProto &n : *graph.mutable_node()) {
       Node node;
       node.name = n.name().empty() ? n.op_type() + "#" + std::to_string(index)

@@ -86,6 +86,10 @@ struct Model {
 constexpr int64_t kMinOpset = 13;
 constexpr int64_t kMaxOpset = 23;
 
+/// ONNX op types (default domain) the importer accepts: what exporters emit
+/// for SwiGLU decoders.
+bool isSupportedOp(const std::string &opType);
+
 /// Reads and validates `path`. On failure returns std::nullopt and sets
 /// `error` to one message naming the file and, where it applies, the node,
 /// op type and opset.

@@ -1,0 +1,69 @@
+#!/usr/bin/python3
+"""Writes the small ONNX inputs of the importer tests (run from this folder):
+
+    /usr/bin/python3 make_inputs.py
+"""
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+def model(nodes, inputs, outputs, inits=(), opset=17, name="g"):
+    g = helper.make_graph(nodes, name, inputs, outputs, initializer=list(inits))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="w4a4c-tests")
+    m.ir_version = 8
+    return m
+
+
+def save(m, path):
+    with open(path, "wb") as f:
+        f.write(m.SerializeToString())
+
+
+X = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+Y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2])
+w = numpy_helper.from_array(np.arange(8, dtype=np.float32).reshape(4, 2), "w")
+
+# A valid one-node model: y = x @ w.
+save(model([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [X], [Y], [w]), "matmul.onnx")
+
+# Empty graph.
+save(model([], [X], [Y]), "empty_graph.onnx")
+
+# An op outside the supported set, and one no schema knows.
+save(model([helper.make_node("MatMul", ["x", "w"], ["t"], name="mm"),
+            helper.make_node("Hardmax", ["t"], ["y"], name="hm")], [X], [Y], [w]), "unsupported_op.onnx")
+save(model([helper.make_node("Frobnicate", ["x"], ["y"], name="frob")], [X], [Y]), "unknown_op.onnx")
+
+# Opset outside the supported range.
+save(model([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [X], [Y], [w], opset=9), "old_opset.onnx")
+
+# An initializer whose data does not match its shape (dims say 4x2, data has 6 floats).
+bad = numpy_helper.from_array(np.zeros(6, dtype=np.float32), "w")
+del bad.dims[:]
+bad.dims.extend([4, 2])
+save(model([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [X], [Y], [bad]), "wrong_dims.onnx")
+
+# Shapes that do not fit: [batch, 4] @ [3, 2].
+w3 = numpy_helper.from_array(np.zeros((3, 2), dtype=np.float32), "w")
+save(model([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [X], [Y], [w3]), "shape_mismatch.onnx")
+
+
+def external(location, path):
+    t = TensorProto()
+    t.name, t.data_type = "w", TensorProto.FLOAT
+    t.dims.extend([4, 2])
+    t.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", location), ("offset", "0"), ("length", "32")):
+        e = t.external_data.add()
+        e.key, e.value = k, v
+    save(model([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [X], [Y], [t]), path)
+
+
+# External data: valid, and paths that leave the model folder.
+external("external_ok.bin", "external_ok.onnx")
+np.arange(8, dtype=np.float32).tofile("external_ok.bin")
+external("../external_ok.bin", "external_dotdot.onnx")
+external("/etc/hostname", "external_absolute.onnx")
+external("missing.bin", "external_missing.onnx")
