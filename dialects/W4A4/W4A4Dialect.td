@@ -54,7 +54,8 @@ def W4A4_HadamardKind : I32EnumAttr<"HadamardKind",
 def W4A4_RegisterMode : I32EnumAttr<"RegisterMode",
     "how Depth Registers enter the residual stream", [
       I32EnumAttrCase<"prepend", 0>,
-      I32EnumAttrCase<"add", 1>
+      I32EnumAttrCase<"add", 1>,
+      I32EnumAttrCase<"strip", 2>
     ]> {
   let cppNamespace = "::mlir::w4a4";
 }

@@ -285,24 +285,36 @@ LogicalResult RegistersOp::verify() {
            << input.getDimSize(2);
   int64_t k = regs.getDimSize(0), seq = input.getDimSize(1);
   // registers_c3
-  if (getMode() == RegisterMode::prepend) {
-    int64_t expectedSeq =
-        (ShapedType::isDynamic(k) || ShapedType::isDynamic(seq))
-            ? ShapedType::kDynamic
-            : seq + k;
-    if (!shapesCompatible(result.getShape(), {input.getDimSize(0), expectedSeq,
+  auto combine = [&](int64_t delta) {
+    if (ShapedType::isDynamic(k) || ShapedType::isDynamic(seq))
+      return ShapedType::kDynamic;
+    return seq + delta * k;
+  };
+  switch (getMode()) {
+  case RegisterMode::prepend:
+    if (!shapesCompatible(result.getShape(), {input.getDimSize(0), combine(1),
                                               input.getDimSize(2)}))
       return emitOpError("(registers_c3) expects prepend to give [batch, seq "
                          "+ k, hidden], got ")
              << result << " for input " << input << " and " << k
              << " registers";
-  } else {
-    if (result != input)
+    break;
+  case RegisterMode::strip:
+    if (!shapesCompatible(result.getShape(), {input.getDimSize(0), combine(-1),
+                                              input.getDimSize(2)}))
+      return emitOpError("(registers_c3) expects strip to give [batch, seq "
+                         "- k, hidden], got ")
+             << result << " for input " << input << " and " << k
+             << " registers";
+    [[fallthrough]];
+  case RegisterMode::add:
+    if (getMode() == RegisterMode::add && result != input)
       return emitOpError("(registers_c3) expects add to keep the input type ")
              << input << ", got " << result;
     if (!ShapedType::isDynamic(k) && !ShapedType::isDynamic(seq) && seq < k)
       return emitOpError("(registers_c3) expects at least k = ")
-             << k << " positions for add, got " << seq;
+             << k << " positions, got " << seq;
+    break;
   }
   // registers_c4
   return verifySameElementType(*this, "registers_c4",

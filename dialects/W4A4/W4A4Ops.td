@@ -225,11 +225,15 @@ def W4A4_RegistersOp : W4A4_Op<"registers", [Pure]> {
     With `prepend`, the result is `input` with the k vectors placed before the
     sequence (`seq + k` positions; used at the first layer). With `add`, the
     k vectors are added to the residual of the first k positions (each later
-    layer's input); the other positions pass through unchanged.
+    layer's input); the other positions pass through unchanged. With `strip`,
+    the result is `input` without its first k positions (before the final
+    norm, so that logits align with the input tokens); the register values
+    are not read.
 
     ```mlir
     %h0 = w4a4.registers prepend %emb, %r0 : (tensor<1x?x64xf32>, tensor<4x64xf32>) -> tensor<1x?x64xf32>
     %h1 = w4a4.registers add %h, %r1 : (tensor<1x?x64xf32>, tensor<4x64xf32>) -> tensor<1x?x64xf32>
+    %t = w4a4.registers strip %h1, %r1 : (tensor<1x?x64xf32>, tensor<4x64xf32>) -> tensor<1x?x64xf32>
     ```
   }];
   let arguments = (ins W4A4_RegisterMode:$mode, W4A4_FloatTensor:$input,

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialects/W4A4/W4A4Dialect.h"
+#include "passes/Conversion/Passes.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -24,6 +25,7 @@ int main(int argc, char **argv) {
   // Upstream generic passes (canonicalize, cse, symbol-dce, inline, ...).
   mlir::registerTransformsPasses();
   mlir::w4a4::registerW4A4Passes();
+  mlir::w4a4::registerW4A4ConversionPasses();
 
   return mlir::asMainReturnCode(mlir::MlirOptMain(
       argc, argv, "w4a4 optimizer driver: runs w4a4 passes on MLIR\n",

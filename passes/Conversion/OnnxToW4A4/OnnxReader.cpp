@@ -141,7 +141,7 @@ public:
     try {
       onnx::ShapeInferenceOptions options{/*check_type=*/true,
                                           /*error_mode=*/1,
-                                          /*enable_data_propagation=*/false};
+                                          /*enable_data_propagation=*/true};
       onnx::shape_inference::InferShapes(
           proto, onnx::OpSchemaRegistry::Instance(), options);
     } catch (const std::exception &e) {

@@ -294,9 +294,17 @@ func.func @registers_c3_add(%x: tensor<1x10x64xf32>, %r: tensor<4x64xf32>) -> te
 // -----
 
 func.func @registers_c3_short(%x: tensor<1x2x64xf32>, %r: tensor<4x64xf32>) -> tensor<1x2x64xf32> {
-  // expected-error @+1 {{(registers_c3) expects at least k = 4 positions for add, got 2}}
+  // expected-error @+1 {{(registers_c3) expects at least k = 4 positions, got 2}}
   %y = w4a4.registers add %x, %r : (tensor<1x2x64xf32>, tensor<4x64xf32>) -> tensor<1x2x64xf32>
   return %y : tensor<1x2x64xf32>
+}
+
+// -----
+
+func.func @registers_c3_strip(%x: tensor<1x10x64xf32>, %r: tensor<4x64xf32>) -> tensor<1x10x64xf32> {
+  // expected-error @+1 {{(registers_c3) expects strip to give [batch, seq - k, hidden]}}
+  %y = w4a4.registers strip %x, %r : (tensor<1x10x64xf32>, tensor<4x64xf32>) -> tensor<1x10x64xf32>
+  return %y : tensor<1x10x64xf32>
 }
 
 // -----

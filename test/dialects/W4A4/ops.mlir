@@ -77,6 +77,8 @@ func.func @registers(%x: tensor<1x?x64xf32>, %y: tensor<1x10x64xf32>, %r: tensor
   %b = w4a4.registers prepend %y, %r : (tensor<1x10x64xf32>, tensor<4x64xf32>) -> tensor<1x14x64xf32>
   // CHECK: w4a4.registers add %{{.+}}, %{{.+}} : (tensor<1x10x64xf32>, tensor<4x64xf32>) -> tensor<1x10x64xf32>
   %c = w4a4.registers add %y, %r : (tensor<1x10x64xf32>, tensor<4x64xf32>) -> tensor<1x10x64xf32>
+  // CHECK: w4a4.registers strip %{{.+}}, %{{.+}} : (tensor<1x10x64xf32>, tensor<4x64xf32>) -> tensor<1x6x64xf32>
+  %d = w4a4.registers strip %y, %r : (tensor<1x10x64xf32>, tensor<4x64xf32>) -> tensor<1x6x64xf32>
   return %a, %b, %c : tensor<1x?x64xf32>, tensor<1x14x64xf32>, tensor<1x10x64xf32>
 }
 
