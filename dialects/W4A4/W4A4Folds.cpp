@@ -38,9 +38,18 @@ bool isFloatSplat(Attribute attr, const APFloat &value) {
   return false;
 }
 
-bool isConstantSplat(Value v, const APFloat &value) {
+/// The value of a w4a4.weight or of a constant op.
+Attribute constantValue(Value v) {
+  if (!v)
+    return {};
+  if (auto weight = v.getDefiningOp<WeightOp>())
+    return weight.getValue();
   Attribute attr;
-  return v && matchPattern(v, m_Constant(&attr)) && isFloatSplat(attr, value);
+  return matchPattern(v, m_Constant(&attr)) ? attr : Attribute();
+}
+
+bool isConstantSplat(Value v, const APFloat &value) {
+  return isFloatSplat(constantValue(v), value);
 }
 
 /// rms_norm(x) gain(all ones) -> rms_norm(x): multiplying by 1.0 is exact.
@@ -73,15 +82,13 @@ struct DropZeroBias : OpRewritePattern<LinearOp> {
 
 } // namespace
 
-OpFoldResult WeightOp::fold(FoldAdaptor) { return getValue(); }
-
-OpFoldResult AddOp::fold(FoldAdaptor adaptor) {
+OpFoldResult AddOp::fold(FoldAdaptor) {
   // x + (-0.0) == x for every x, including -0.0 and NaN payloads; x + (+0.0)
   // turns -0.0 into +0.0, so only the negative zero folds (as arith.addf).
   APFloat negZero = APFloat::getZero(APFloat::IEEEdouble(), /*Negative=*/true);
-  if (isFloatSplat(adaptor.getRhs(), negZero))
+  if (isConstantSplat(getRhs(), negZero))
     return getLhs();
-  if (isFloatSplat(adaptor.getLhs(), negZero))
+  if (isConstantSplat(getLhs(), negZero))
     return getRhs();
   return {};
 }

@@ -20,12 +20,14 @@ def W4A4_FloatTensor : RankedTensorOf<[AnyFloat]>;
 //===----------------------------------------------------------------------===//
 
 def W4A4_WeightOp : W4A4_Op<"weight",
-    [ConstantLike, Pure, AllTypesMatch<["value", "result"]>]> {
+    [Pure, AllTypesMatch<["value", "result"]>]> {
   let summary = "A named model parameter";
   let description = [{
     A constant tensor of the model, named after the parameter it came from
     (the ONNX initializer name). The value is normally a `dense_resource`
-    blob so that large weights are neither copied nor printed inline.
+    blob so that large weights are neither copied nor printed inline. It is
+    deliberately not `ConstantLike`: the greedy rewriter would merge weights
+    with equal values (all-ones gains, say) and lose their names.
 
     ```mlir
     %w = w4a4.weight "layers.0.mlp.w1.weight" = dense_resource<w1> : tensor<256x64xf32>
@@ -34,7 +36,6 @@ def W4A4_WeightOp : W4A4_Op<"weight",
   let arguments = (ins StrAttr:$name, ElementsAttr:$value);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = "$name `=` $value attr-dict";
-  let hasFolder = 1;
   let hasVerifier = 1;
 }
 

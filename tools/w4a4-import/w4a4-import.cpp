@@ -1,18 +1,21 @@
 //===- w4a4-import.cpp - import ONNX models into w4a4 IR ------------------===//
 //
-// w4a4-import model.onnx [-o out.mlir] [--emit-bytecode]
+// w4a4-import model.onnx [-o out.mlir] [--emit-bytecode] [--raise=false]
 //
 // Reads and validates the ONNX file, imports it into w4a4 IR (stage 1: one
-// `w4a4.onnx` op per node, weights as dense_resource blobs) and prints it.
-// Errors name the file, node, op type and opset, and exit non-zero.
+// `w4a4.onnx` op per node, weights as dense_resource blobs), raises it to
+// model-level ops (stage 2: the w4a4-raise-onnx pass) and prints it. Errors
+// name the file, node, op type and opset, and exit non-zero.
 //
 //===----------------------------------------------------------------------===//
 
 #include "passes/Conversion/OnnxToW4A4/ImportOnnx.h"
+#include "passes/Conversion/Passes.h"
 
 #include "mlir/Bytecode/BytecodeWriter.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/OperationSupport.h"
+#include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
@@ -29,6 +32,10 @@ static cl::opt<std::string>
 static cl::opt<bool>
     emitBytecode("emit-bytecode",
                  cl::desc("Write MLIR bytecode instead of text"));
+static cl::opt<bool> raise("raise",
+                           cl::desc("Raise to model-level ops (stage 2); "
+                                    "--raise=false keeps the w4a4.onnx ops"),
+                           cl::init(true));
 static cl::opt<int64_t> elideLarger(
     "elide-resources-larger-than",
     cl::desc("Print weight blobs larger than this many bytes as __elided__ "
@@ -45,6 +52,15 @@ int main(int argc, char **argv) {
     WithColor::error(errs(), "w4a4-import")
         << toString(module.takeError()) << "\n";
     return 1;
+  }
+  if (raise) {
+    mlir::PassManager pm(&context);
+    pm.addPass(mlir::w4a4::createW4A4RaiseOnnx());
+    if (mlir::failed(pm.run(module->get()))) {
+      WithColor::error(errs(), "w4a4-import")
+          << inputFile << ": raising failed (see the diagnostic above)\n";
+      return 1;
+    }
   }
   std::string errorMessage;
   auto output = mlir::openOutputFile(outputFile, &errorMessage);
