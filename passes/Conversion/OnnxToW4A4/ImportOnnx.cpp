@@ -294,11 +294,10 @@ private:
 
 } // namespace
 
-llvm::Expected<OwningOpRef<ModuleOp>>
-mlir::w4a4::importOnnxFile(StringRef path, MLIRContext *context) {
+static llvm::Expected<OwningOpRef<ModuleOp>>
+importModel(std::optional<ox::Model> model, const std::string &error,
+            StringRef path, MLIRContext *context) {
   context->loadDialect<W4A4Dialect, func::FuncDialect, arith::ArithDialect>();
-  std::string error;
-  std::optional<ox::Model> model = ox::readModel(path.str(), error);
   if (!model)
     return llvm::createStringError(error);
   Importer importer(*model, context);
@@ -309,4 +308,20 @@ mlir::w4a4::importOnnxFile(StringRef path, MLIRContext *context) {
     return llvm::createStringError(path.str() +
                                    ": the imported IR does not verify");
   return module;
+}
+
+llvm::Expected<OwningOpRef<ModuleOp>>
+mlir::w4a4::importOnnxFile(StringRef path, MLIRContext *context) {
+  std::string error;
+  std::optional<ox::Model> model = ox::readModel(path.str(), error);
+  return importModel(std::move(model), error, path, context);
+}
+
+llvm::Expected<OwningOpRef<ModuleOp>>
+mlir::w4a4::importOnnxBytes(StringRef bytes, StringRef path,
+                            MLIRContext *context) {
+  std::string error;
+  std::optional<ox::Model> model =
+      ox::readModelFromBytes(bytes.str(), path.str(), error);
+  return importModel(std::move(model), error, path, context);
 }

@@ -21,6 +21,10 @@ namespace mlir::w4a4 {
 llvm::Expected<OwningOpRef<ModuleOp>> importOnnxFile(llvm::StringRef path,
                                                      MLIRContext *context);
 
+/// Same, from the bytes of an ONNX file named `path` in messages.
+llvm::Expected<OwningOpRef<ModuleOp>>
+importOnnxBytes(llvm::StringRef bytes, llvm::StringRef path, MLIRContext *context);
+
 } // namespace mlir::w4a4
 
 #endif // W4A4_CONVERSION_ONNXTOW4A4_IMPORTONNX_H

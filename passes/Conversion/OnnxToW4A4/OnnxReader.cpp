@@ -94,12 +94,16 @@ public:
       dir = ".";
   }
 
-  Model read() {
+  Model readFile() {
     std::ifstream in(path, std::ios::binary);
     if (!in)
       fail("cannot open the file");
     std::string data((std::istreambuf_iterator<char>(in)),
                      std::istreambuf_iterator<char>());
+    return read(std::move(data));
+  }
+
+  Model read(std::string data) {
     if (data.empty())
       fail("the file is empty");
     onnx::ModelProto proto;
@@ -339,16 +343,29 @@ private:
 
 } // namespace
 
-std::optional<Model> readModel(const std::string &path, std::string &error) {
-  Reader reader(path);
+template <typename Fn>
+static std::optional<Model> guarded(const std::string &path, std::string &error,
+                                    Fn fn) {
   try {
-    return reader.read();
+    return fn();
   } catch (const Failure &f) {
     error = f.message;
   } catch (const std::exception &e) {
     error = path + ": " + e.what();
   }
   return std::nullopt;
+}
+
+std::optional<Model> readModel(const std::string &path, std::string &error) {
+  Reader reader(path);
+  return guarded(path, error, [&] { return reader.readFile(); });
+}
+
+std::optional<Model> readModelFromBytes(std::string bytes,
+                                        const std::string &path,
+                                        std::string &error) {
+  Reader reader(path);
+  return guarded(path, error, [&] { return reader.read(std::move(bytes)); });
 }
 
 } // namespace w4a4::onnx_import

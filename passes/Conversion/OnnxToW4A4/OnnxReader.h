@@ -95,6 +95,11 @@ bool isSupportedOp(const std::string &opType);
 /// op type and opset.
 std::optional<Model> readModel(const std::string &path, std::string &error);
 
+/// Same, from the bytes of an ONNX file; `path` names it in messages and
+/// anchors external data (fuzzing and in-memory use).
+std::optional<Model> readModelFromBytes(std::string bytes, const std::string &path,
+                                        std::string &error);
+
 } // namespace w4a4::onnx_import
 
 #endif // W4A4_CONVERSION_ONNXTOW4A4_ONNXREADER_H
