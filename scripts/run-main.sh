@@ -1,37 +1,54 @@
 #!/usr/bin/env bash
-# The main job: set up a fresh machine, build w4a4-opt, and round-trip the
-# bundled example model IR (models/examples/tiny_decoder.mlir) through it:
-# text -> text, text -> bytecode -> text, then the w4a4-simplify cleanup.
+# The main job: set up a fresh machine, build the tools, and run the compiler
+# front end on the bundled default model (models/zoo/dr_sink, the Depth
+# Registers model): ONNX import into fully raised w4a4 IR, text and bytecode
+# round trips, and the w4a4-simplify cleanup, with op tables.
+#   scripts/run-main.sh [MODEL_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
-scripts/build.sh w4a4-opt
+scripts/build.sh w4a4-opt w4a4-import
 
 BUILD_DIR=${W4A4_BUILD_DIR:-build}
 OPT="$BUILD_DIR/bin/w4a4-opt"
-IN=${1:-models/examples/tiny_decoder.mlir}
+IMPORT="$BUILD_DIR/bin/w4a4-import"
+MODEL_DIR=${1:-models/zoo/dr_sink}
 OUT="$BUILD_DIR/main"
 mkdir -p "$OUT"
 
-echo "== [1/3] round trip (text): $IN"
-"$OPT" "$IN" -o "$OUT/roundtrip1.mlir"
-"$OPT" "$OUT/roundtrip1.mlir" -o "$OUT/roundtrip2.mlir"
-cmp "$OUT/roundtrip1.mlir" "$OUT/roundtrip2.mlir"
-echo "   printed IR is a fixed point of parse+print"
+op_table() { # before.stats after.stats: op counts side by side
+  printf "   %-18s %8s %8s\n" op "$3" "$4"
+  awk -F',' 'NF == 2 { gsub(/ /, "", $1); n[$1] = 1; c[FILENAME, $1] = $2 + 0 }
+             END { for (op in n) printf "   %-18s %8d %8d\n", op, c[ARGV[1], op], c[ARGV[2], op] }' \
+    "$1" "$2" | sort
+}
 
-echo "== [2/3] round trip (bytecode)"
-"$OPT" "$IN" --emit-bytecode -o "$OUT/model.mlirbc"
-"$OPT" "$OUT/model.mlirbc" -o "$OUT/roundtrip3.mlir"
-cmp "$OUT/roundtrip1.mlir" "$OUT/roundtrip3.mlir"
-echo "   bytecode $(stat -c %s "$OUT/model.mlirbc") bytes, text $(stat -c %s "$OUT/roundtrip1.mlir") bytes; identical after reload"
+echo "== [1/4] import $MODEL_DIR/model.onnx"
+start=$(date +%s.%N)
+"$IMPORT" "$MODEL_DIR/model.onnx" --raise=false -o "$OUT/generic.mlir"
+"$IMPORT" "$MODEL_DIR/model.onnx" -o "$OUT/model.mlir"
+echo "   imported and raised in $(echo "$(date +%s.%N) - $start" | bc) s (both stages, twice)"
+"$OPT" "$OUT/generic.mlir" --print-op-stats -o /dev/null 2> "$OUT/generic.stats"
+"$OPT" "$OUT/model.mlir" --print-op-stats -o /dev/null 2> "$OUT/model.stats"
+op_table "$OUT/generic.stats" "$OUT/model.stats" "stage 1" raised
+if grep -q 'w4a4.onnx "' "$OUT/model.mlir"; then
+  echo "error: generic ops left in $OUT/model.mlir" >&2
+  exit 1
+fi
 
-echo "== [3/3] w4a4-simplify"
-"$OPT" "$IN" --print-op-stats -o /dev/null 2> "$OUT/before.stats"
-"$OPT" "$IN" --w4a4-simplify -o "$OUT/simplified.mlir" --print-op-stats 2> "$OUT/after.stats"
-# Join the two op-count tables by op name (an op kind may vanish).
-printf "   %-18s %8s %8s\n" op before after
-awk -F',' 'NF == 2 { gsub(/ /, "", $1); n[$1] = 1; c[FILENAME, $1] = $2 + 0 }
-           END { for (op in n) printf "   %-18s %8d %8d\n", op, c[ARGV[1], op], c[ARGV[2], op] }' \
-  "$OUT/before.stats" "$OUT/after.stats" | sort
-echo "   simplified IR: $OUT/simplified.mlir"
+echo "== [2/4] round trip (text)"
+"$OPT" "$OUT/model.mlir" -o "$OUT/roundtrip.mlir"
+cmp "$OUT/model.mlir" "$OUT/roundtrip.mlir"
+echo "   printed IR is a fixed point of parse+print ($(stat -c %s "$OUT/model.mlir") bytes)"
+
+echo "== [3/4] round trip (bytecode)"
+"$OPT" "$OUT/model.mlir" --emit-bytecode -o "$OUT/model.mlirbc"
+"$OPT" "$OUT/model.mlirbc" -o "$OUT/roundtrip-bc.mlir"
+cmp "$OUT/model.mlir" "$OUT/roundtrip-bc.mlir"
+echo "   bytecode $(stat -c %s "$OUT/model.mlirbc") bytes; identical after reload"
+
+echo "== [4/4] w4a4-simplify"
+"$OPT" "$OUT/model.mlir" --w4a4-simplify -o "$OUT/simplified.mlir" --print-op-stats 2> "$OUT/simplified.stats"
+op_table "$OUT/model.stats" "$OUT/simplified.stats" before after
+echo "   outputs in $OUT/: model.mlir (raised IR), simplified.mlir, model.mlirbc"

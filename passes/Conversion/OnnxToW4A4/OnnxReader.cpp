@@ -7,6 +7,7 @@
 
 #include "passes/Conversion/OnnxToW4A4/OnnxReader.h"
 
+#include "onnx/defs/schema.h"
 #include "onnx/onnx_pb.h"
 #include "onnx/shape_inference/implementation.h"
 
@@ -40,6 +41,13 @@ int64_t elemSize(int32_t t) {
   }
 }
 
+int64_t maxSupportedOpset() {
+  return onnx::OpSchemaRegistry::DomainToVersionRange::Instance()
+      .Map()
+      .at(onnx::ONNX_DOMAIN)
+      .second;
+}
+
 bool isSupportedOp(const std::string &opType) {
   static const std::set<std::string> ops = {
       // Elementwise and math.
@@ -51,9 +59,7 @@ bool isSupportedOp(const std::string &opType) {
       // Shapes and data movement.
       "Shape", "Reshape", "Transpose", "Unsqueeze", "Squeeze", "Concat",
       "Slice", "Gather", "Expand", "Range", "Constant", "ConstantOfShape",
-      "Trilu", "Split",
-      // Opset 23 model-level ops.
-      "RMSNormalization", "RotaryEmbedding", "Attention"};
+      "Trilu", "Split"};
   return ops.count(opType) != 0;
 }
 
@@ -121,10 +127,10 @@ public:
         model.opset = op.version();
     if (model.opset == 0)
       fail("no opset is imported for the default ONNX domain");
-    if (model.opset < kMinOpset || model.opset > kMaxOpset)
+    if (model.opset < kMinOpset || model.opset > maxSupportedOpset())
       fail("opset " + std::to_string(model.opset) +
            " is not supported (supported: " + std::to_string(kMinOpset) +
-           " to " + std::to_string(kMaxOpset) + ")");
+           " to " + std::to_string(maxSupportedOpset()) + ")");
     if (proto.graph().node_size() == 0)
       fail("the graph is empty (no nodes)");
     int index = 0;

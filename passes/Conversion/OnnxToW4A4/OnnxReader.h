@@ -82,9 +82,13 @@ struct Model {
   std::map<std::string, TensorType> valueTypes; // after shape inference
 };
 
-/// Oldest and newest default-domain opsets the importer accepts.
+/// Oldest default-domain opset the importer accepts; the newest is the one
+/// the installed ONNX library knows (maxSupportedOpset()).
 constexpr int64_t kMinOpset = 13;
-constexpr int64_t kMaxOpset = 23;
+
+/// The newest default-domain opset of the installed ONNX library (17 for
+/// Debian 12's ONNX 1.12): newer models cannot be shape-inferred here.
+int64_t maxSupportedOpset();
 
 /// ONNX op types (default domain) the importer accepts: what exporters emit
 /// for SwiGLU decoders.

@@ -6,7 +6,7 @@
 // cast-weight + linear: Cast(f16 weight) feeding MatMul(x, Transpose(W)).
 // CHECK-LABEL: func.func @linear
 // CHECK-SAME: (%[[X:.+]]: tensor<?x?x4xf32>)
-// CHECK: %[[W:.+]] = w4a4.weight "wq" = dense<{{.*}}> : tensor<2x4xf32>
+// CHECK: %[[W:.+]] = w4a4.weight "wq" = dense<{{\[}}[1.000000e+00, 2.000000e+00, 3.000000e+00, 4.000000e+00], [5.000000e-01, 2.500000e-01, -1.000000e+00, -2.000000e+00]]> : tensor<2x4xf32>
 // CHECK: %[[Y:.+]] = w4a4.linear %[[X]], %[[W]] : (tensor<?x?x4xf32>, tensor<2x4xf32>) -> tensor<?x?x2xf32>
 // CHECK: return %[[Y]]
 func.func @linear(%x: tensor<?x?x4xf32>) -> tensor<?x?x2xf32> {
