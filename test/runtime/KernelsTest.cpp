@@ -1,0 +1,254 @@
+//===- KernelsTest.cpp - CPU kernels against float64 references -----------===//
+//
+// Fresh random inputs per test, outputs poisoned with NaN before each run,
+// relative error (Frobenius) against a float64 reference <= 1e-5.
+//
+//===----------------------------------------------------------------------===//
+
+#include "w4a4/runtime/Kernels.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+using namespace w4a4::rt;
+
+namespace {
+
+std::mt19937_64 &rng() {
+  static std::mt19937_64 gen(std::random_device{}());
+  return gen;
+}
+
+std::vector<float> randn(int64_t n, float scale = 1.0f) {
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (float &x : v)
+    x = d(rng());
+  return v;
+}
+
+std::vector<float> poisoned(int64_t n) {
+  return std::vector<float>(n, std::numeric_limits<float>::quiet_NaN());
+}
+
+double relErr(const std::vector<float> &got, const std::vector<double> &ref) {
+  EXPECT_EQ(got.size(), ref.size());
+  double err = 0, norm = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    err += (got[i] - ref[i]) * (got[i] - ref[i]);
+    norm += ref[i] * ref[i];
+  }
+  return std::sqrt(err / norm);
+}
+
+TEST(Kernels, Embedding) {
+  int64_t vocab = 11, hidden = 5;
+  auto table = randn(vocab * hidden);
+  std::vector<int64_t> ids = {3, 0, 10, 3};
+  auto out = poisoned(ids.size() * hidden);
+  ASSERT_TRUE(
+      embedding(table.data(), vocab, hidden, ids.data(), ids.size(), out.data())
+          .ok());
+  for (size_t i = 0; i < ids.size(); ++i)
+    for (int64_t c = 0; c < hidden; ++c)
+      EXPECT_EQ(out[i * hidden + c], table[ids[i] * hidden + c]);
+  std::vector<int64_t> bad = {1, 11};
+  Status s = embedding(table.data(), vocab, hidden, bad.data(), 2, out.data());
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message(),
+            "token id 11 at position 1 is outside the vocabulary [0, 11)");
+}
+
+TEST(Kernels, RMSNorm) {
+  int64_t rows = 9, cols = 67;
+  auto x = randn(rows * cols, 3.0f), g = randn(cols);
+  for (bool withGain : {false, true}) {
+    auto out = poisoned(rows * cols);
+    rmsNorm(x.data(), withGain ? g.data() : nullptr, rows, cols, 1e-5,
+            out.data());
+    std::vector<double> ref(rows * cols);
+    for (int64_t r = 0; r < rows; ++r) {
+      double ss = 0;
+      for (int64_t c = 0; c < cols; ++c)
+        ss += double(x[r * cols + c]) * x[r * cols + c];
+      double d = std::sqrt(ss / cols + 1e-5);
+      for (int64_t c = 0; c < cols; ++c)
+        ref[r * cols + c] = x[r * cols + c] / d * (withGain ? g[c] : 1.0);
+    }
+    EXPECT_LE(relErr(out, ref), 1e-5);
+  }
+}
+
+TEST(Kernels, LinearOddShapes) {
+  for (auto [rows, in, out] : {std::tuple<int64_t, int64_t, int64_t>{7, 33, 19},
+                               {1, 256, 768},
+                               {130, 64, 5}}) {
+    auto x = randn(rows * in), w = randn(out * in), b = randn(out);
+    for (bool withBias : {false, true}) {
+      auto y = poisoned(rows * out);
+      linear(x.data(), w.data(), withBias ? b.data() : nullptr, rows, in, out,
+             y.data());
+      std::vector<double> ref(rows * out);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t o = 0; o < out; ++o) {
+          double acc = withBias ? b[o] : 0.0;
+          for (int64_t i = 0; i < in; ++i)
+            acc += double(x[r * in + i]) * w[o * in + i];
+          ref[r * out + o] = acc;
+        }
+      EXPECT_LE(relErr(y, ref), 1e-5) << rows << "x" << in << "x" << out;
+    }
+  }
+}
+
+TEST(Kernels, RoPE) {
+  int64_t batch = 2, seq = 9, heads = 3, d = 16;
+  auto x = randn(batch * seq * heads * d);
+  for (bool interleaved : {false, true}) {
+    auto out = poisoned(x.size());
+    rope(x.data(), batch, seq, heads, d, 10000.0, 5, interleaved, out.data());
+    std::vector<double> ref(x.size());
+    for (int64_t bs = 0; bs < batch * seq; ++bs)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t i = 0; i < d / 2; ++i) {
+          double ang = double(bs % seq + 5) * std::pow(10000.0, -2.0 * i / d);
+          int64_t a = interleaved ? 2 * i : i,
+                  b = interleaved ? 2 * i + 1 : i + d / 2;
+          int64_t base = bs * heads * d + h * d;
+          ref[base + a] =
+              x[base + a] * std::cos(ang) - x[base + b] * std::sin(ang);
+          ref[base + b] =
+              x[base + b] * std::cos(ang) + x[base + a] * std::sin(ang);
+        }
+    EXPECT_LE(relErr(out, ref), 1e-5);
+  }
+}
+
+TEST(Kernels, AttentionGQAWithPrefix) {
+  int64_t batch = 2, seq = 7, heads = 4, kvHeads = 2, d = 8;
+  for (int64_t prefix : {0, 3}) {
+    auto q = randn(batch * seq * heads * d),
+         k = randn(batch * seq * kvHeads * d),
+         v = randn(batch * seq * kvHeads * d),
+         kp = randn(prefix * kvHeads * d + 1),
+         vp = randn(prefix * kvHeads * d + 1);
+    double scale = 1.0 / std::sqrt(double(d));
+    auto out = poisoned(q.size());
+    attention(q.data(), k.data(), v.data(), prefix ? kp.data() : nullptr,
+              prefix ? vp.data() : nullptr, prefix, batch, seq, heads, kvHeads,
+              d, scale, out.data());
+    std::vector<double> ref(q.size());
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t h = 0; h < heads; ++h) {
+        int64_t kh = h / (heads / kvHeads);
+        for (int64_t t = 0; t < seq; ++t) {
+          std::vector<double> sc;
+          auto key = [&](int64_t j) {
+            return j < prefix
+                       ? &kp[j * kvHeads * d + kh * d]
+                       : &k[(b * seq + j - prefix) * kvHeads * d + kh * d];
+          };
+          auto val = [&](int64_t j) {
+            return j < prefix
+                       ? &vp[j * kvHeads * d + kh * d]
+                       : &v[(b * seq + j - prefix) * kvHeads * d + kh * d];
+          };
+          double mx = -1e300;
+          for (int64_t j = 0; j < prefix + t + 1; ++j) {
+            double dot = 0;
+            for (int64_t e = 0; e < d; ++e)
+              dot +=
+                  double(q[(b * seq + t) * heads * d + h * d + e]) * key(j)[e];
+            sc.push_back(dot * scale);
+            mx = std::max(mx, sc.back());
+          }
+          double sum = 0;
+          for (double &s : sc)
+            sum += (s = std::exp(s - mx));
+          for (int64_t e = 0; e < d; ++e) {
+            double acc = 0;
+            for (size_t j = 0; j < sc.size(); ++j)
+              acc += sc[j] / sum * val(j)[e];
+            ref[(b * seq + t) * heads * d + h * d + e] = acc;
+          }
+        }
+      }
+    EXPECT_LE(relErr(out, ref), 1e-5) << "prefix " << prefix;
+  }
+}
+
+TEST(Kernels, SwiGLUAndAdd) {
+  int64_t n = 1001;
+  auto a = randn(n, 4.0f), b = randn(n);
+  auto s = poisoned(n), r = poisoned(n);
+  swiglu(a.data(), b.data(), n, s.data());
+  add(a.data(), b.data(), n, r.data());
+  std::vector<double> sref(n), rref(n);
+  for (int64_t i = 0; i < n; ++i) {
+    sref[i] = double(a[i]) / (1.0 + std::exp(-double(a[i]))) * b[i];
+    rref[i] = double(a[i]) + b[i];
+  }
+  EXPECT_LE(relErr(s, sref), 1e-5);
+  EXPECT_LE(relErr(r, rref), 1e-7);
+}
+
+TEST(Kernels, Registers) {
+  int64_t batch = 2, seq = 5, k = 2, hidden = 3;
+  auto x = randn(batch * seq * hidden), regs = randn(k * hidden);
+  auto pre = poisoned(batch * (seq + k) * hidden);
+  ASSERT_TRUE(registers(RegisterMode::Prepend, x.data(), regs.data(), batch,
+                        seq, k, hidden, pre.data())
+                  .ok());
+  auto added = poisoned(x.size());
+  ASSERT_TRUE(registers(RegisterMode::Add, x.data(), regs.data(), batch, seq, k,
+                        hidden, added.data())
+                  .ok());
+  auto strip = poisoned(batch * (seq - k) * hidden);
+  ASSERT_TRUE(registers(RegisterMode::Strip, x.data(), regs.data(), batch, seq,
+                        k, hidden, strip.data())
+                  .ok());
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t s = 0; s < seq + k; ++s)
+      for (int64_t c = 0; c < hidden; ++c) {
+        float expect =
+            s < k ? regs[s * hidden + c] : x[(b * seq + s - k) * hidden + c];
+        EXPECT_EQ(pre[(b * (seq + k) + s) * hidden + c], expect);
+        if (s < seq) {
+          float a = x[(b * seq + s) * hidden + c] +
+                    (s < k ? regs[s * hidden + c] : 0.0f);
+          EXPECT_EQ(added[(b * seq + s) * hidden + c], a);
+        }
+        if (s < seq - k)
+          EXPECT_EQ(strip[(b * (seq - k) + s) * hidden + c],
+                    x[(b * seq + s + k) * hidden + c]);
+      }
+  Status s = registers(RegisterMode::Add, x.data(), regs.data(), batch, 1, k,
+                       hidden, added.data());
+  EXPECT_FALSE(s.ok());
+}
+
+TEST(Kernels, QuantizeRowsRoundHalfEvenAndClamp) {
+  // max|x| = 7 -> s = 1: ties 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, -3.5 -> -4.
+  std::vector<float> x = {0.5f, 1.5f, 2.5f, -3.5f, 7.0f, -7.0f, 0.49f, 6.5f};
+  auto out = poisoned(x.size());
+  quantizeRows(x.data(), 1, x.size(), 4, 1.0, out.data());
+  std::vector<float> expect = {0, 2, 2, -4, 7, -7, 0, 6};
+  for (size_t i = 0; i < x.size(); ++i)
+    EXPECT_EQ(out[i], expect[i]) << i;
+  // Clip 0.5: s = 0.5, values beyond +-3.5 clamp to [-8, 7] * 0.5.
+  quantizeRows(x.data(), 1, x.size(), 4, 0.5, out.data());
+  EXPECT_EQ(out[4], 3.5f);
+  EXPECT_EQ(out[5], -4.0f);
+  // An all-zero row stays zero.
+  std::vector<float> z(4, 0.0f);
+  auto zo = poisoned(4);
+  quantizeRows(z.data(), 1, 4, 4, 1.0, zo.data());
+  for (float v : zo)
+    EXPECT_EQ(v, 0.0f);
+}
+
+} // namespace
