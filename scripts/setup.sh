@@ -9,8 +9,9 @@ PACKAGES=(
   # Build: LLVM/MLIR 22 (static libraries, mlir-tblgen, FileCheck, lit).
   cmake ninja-build ccache g++
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools zlib1g-dev
-  # The runtime: OpenBLAS (with its CBLAS header).
-  libopenblas-pthread-dev
+  # The runtime: OpenBLAS (with its CBLAS header); w4a4-run's tokenizer and
+  # JSON output.
+  libopenblas-pthread-dev libsentencepiece-dev nlohmann-json3-dev
   # The ONNX importer: the ONNX protobuf library.
   libonnx-dev libprotobuf-dev protobuf-compiler
   # Tests: GoogleTest; the PyTorch reference evaluator (Debian's torch, onnx,

@@ -23,6 +23,20 @@ sys.path.insert(0, HERE)
 from w4a4ref.loader import load_decoder  # noqa: E402
 
 
+def ort_logits(onnx_path, ids):
+    """Logits of int64 ids [batch, seq] from onnxruntime-node (CPU)."""
+    batch, seq = ids.shape
+    with tempfile.TemporaryDirectory() as tmp:
+        ids_path, out_path = os.path.join(tmp, "ids.bin"), os.path.join(tmp, "logits.bin")
+        ids.astype(np.int64).tofile(ids_path)
+        proc = subprocess.run(["node", os.path.join(HERE, "ort", "ort_logits.js"), onnx_path, ids_path,
+                               str(batch), str(seq), out_path], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError("onnxruntime-node failed on %s: %s" % (onnx_path, proc.stderr.strip()))
+        dims = json.loads(proc.stdout)["dims"]
+        return np.fromfile(out_path, dtype=np.float32).reshape(dims)
+
+
 def check(model_dir, tol, batch=2, seq=40, seed=0):
     model, manifest = load_decoder(model_dir)
     rng = np.random.default_rng(seed)
@@ -30,16 +44,7 @@ def check(model_dir, tol, batch=2, seq=40, seed=0):
     ids[:, 0] = 1  # BOS
     with torch.no_grad():
         ref = model(torch.from_numpy(ids)).numpy()
-    with tempfile.TemporaryDirectory() as tmp:
-        ids_path, out_path = os.path.join(tmp, "ids.bin"), os.path.join(tmp, "logits.bin")
-        ids.tofile(ids_path)
-        onnx_path = os.path.join(model_dir, manifest["onnx"]["file"])
-        proc = subprocess.run(["node", os.path.join(HERE, "ort", "ort_logits.js"), onnx_path, ids_path,
-                               str(batch), str(seq), out_path], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError("onnxruntime-node failed on %s: %s" % (onnx_path, proc.stderr.strip()))
-        dims = json.loads(proc.stdout)["dims"]
-        got = np.fromfile(out_path, dtype=np.float32).reshape(dims)
+    got = ort_logits(os.path.join(model_dir, manifest["onnx"]["file"]), ids)
     if got.shape != ref.shape:
         raise RuntimeError("%s: onnxruntime gives %s, PyTorch %s" % (model_dir, got.shape, ref.shape))
     return float(np.abs(got - ref).max() / np.abs(ref).max())

@@ -1,0 +1,97 @@
+#!/usr/bin/python3
+"""Cross-checks the compiler's runtime (w4a4-run, fp32 path on the imported
+and raised IR) against the PyTorch reference and onnxruntime-node:
+
+1. logits of every shipped model on random ids: max |runtime - ref| / max |ref|
+   <= --tol (1e-4) against both PyTorch and onnxruntime-node;
+2. perplexity of --ppl-models on a text sample, tokenized in C++ by w4a4-run
+   and in Python by the reference, relative difference <= --tol.
+
+    /usr/bin/python3 models/reference/check_runtime.py --run build/bin/w4a4-run
+"""
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, ".."))
+from check_ort import ort_logits  # noqa: E402
+from w4a4ref.loader import load_decoder  # noqa: E402
+from w4a4ref.perplexity import perplexity  # noqa: E402
+from zoo.w4a4zoo.data import encode_text, load_tokenizer  # noqa: E402
+
+
+def run_logits(run, onnx_path, ids):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "logits.f32")
+        subprocess.run([run, onnx_path, "--ids", ",".join(map(str, ids)), "--dump-logits", out],
+                       check=True, capture_output=True, text=True)
+        return np.fromfile(out, dtype=np.float32)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", required=True, help="path of w4a4-run")
+    ap.add_argument("--tol", type=float, default=1e-4)
+    ap.add_argument("--text", default=os.path.join(HERE, "..", "..", "test", "data", "validation-sample.txt"))
+    ap.add_argument("--tokenizer", default=os.path.join(HERE, "..", "tokenizer", "w4a4c_bpe4096.model"))
+    ap.add_argument("--ppl-models", default="tiny_baseline,tiny_dr_sink,dr_sink")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    zoo = os.path.join(HERE, "..", "zoo")
+    dirs = sorted(os.path.dirname(p) for pattern in ("*", "synthetic/*")
+                  for p in glob.glob(os.path.join(zoo, pattern, "manifest.json")))
+    failed = checks = 0
+    for d in dirs:
+        model, manifest = load_decoder(d)
+        rng = np.random.default_rng(3)
+        ids = rng.integers(3, manifest["config"]["vocab_size"], size=37).astype(np.int64)
+        ids[0] = 1
+        onnx_path = os.path.join(d, manifest["onnx"]["file"])
+        got = run_logits(args.run, onnx_path, ids)
+        with torch.no_grad():
+            ref = model(torch.from_numpy(ids)[None]).numpy().reshape(-1)
+        ort = ort_logits(onnx_path, ids[None]).reshape(-1)
+        e_torch = float(np.abs(got - ref).max() / np.abs(ref).max())
+        e_ort = float(np.abs(got - ort).max() / np.abs(ort).max())
+        ok = e_torch <= args.tol and e_ort <= args.tol
+        failed += not ok
+        checks += 1
+        print("logits %-22s vs torch %.2e  vs onnxruntime %.2e  %s" % (
+            manifest["name"], e_torch, e_ort, "ok" if ok else "FAIL"), flush=True)
+    sp = load_tokenizer(args.tokenizer)
+    with open(args.text, encoding="utf-8") as f:
+        tokens = encode_text(sp, f.read())
+    for name in args.ppl_models.split(","):
+        d = os.path.join(zoo, name)
+        if not os.path.exists(os.path.join(d, "manifest.json")):
+            continue
+        model, _ = load_decoder(d)
+        ref = perplexity(model, tokens, sp.bos_id(), 64, 32)
+        with tempfile.TemporaryDirectory() as tmp:
+            js = os.path.join(tmp, "r.json")
+            subprocess.run([args.run, os.path.join(d, "model.onnx"), "--text", args.text, "--tokenizer",
+                            args.tokenizer, "--ctx", "64", "--stride", "32", "--json", js],
+                           check=True, capture_output=True, text=True)
+            got = json.load(open(js))
+        rel = abs(got["ppl"] - ref["ppl"]) / ref["ppl"]
+        ok = got["tokens"] == ref["tokens"] and rel <= args.tol
+        failed += not ok
+        checks += 1
+        print("ppl    %-22s runtime %.4f (%d tokens)  reference %.4f (%d tokens)  rel %.2e  %s" % (
+            name, got["ppl"], got["tokens"], ref["ppl"], ref["tokens"], rel, "ok" if ok else "FAIL"), flush=True)
+    print("%d passed, %d failed" % (checks - failed, failed))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+//===- Executor.cpp - run w4a4 IR through the runtime kernels -------------===//
+
+#include "runtime/executor/Executor.h"
+
+#include "dialects/W4A4/W4A4Ops.h"
+#include "w4a4/runtime/Kernels.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/FormatVariadic.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::w4a4;
+namespace rt = ::w4a4::rt;
+
+int64_t HostTensor::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
+}
+
+HostTensor HostTensor::zerosF32(std::vector<int64_t> shape) {
+  HostTensor t;
+  t.shape = std::move(shape);
+  t.owned = std::make_shared<std::vector<float>>(t.numel());
+  t.f32 = t.owned->data();
+  return t;
+}
+
+static llvm::Error opError(Operation *op, const llvm::Twine &message) {
+  std::string loc;
+  llvm::raw_string_ostream os(loc);
+  op->getLoc().print(os);
+  return llvm::createStringError(llvm::formatv(
+      "{0}: '{1}': {2}", loc, op->getName().getStringRef(), message.str()));
+}
+
+llvm::Expected<std::unique_ptr<Executor>> Executor::create(ModuleOp module,
+                                                           StringRef entry) {
+  auto func = module.lookupSymbol<func::FuncOp>(entry);
+  if (!func || func.isExternal())
+    return llvm::createStringError("no function @" + entry.str() +
+                                   " with a body in the module");
+  if (func.getNumArguments() != 1 || func.getNumResults() != 1)
+    return llvm::createStringError(
+        "@" + entry.str() + " must take token ids and return one tensor");
+  std::unique_ptr<Executor> ex(new Executor());
+  ex->func = func;
+  for (Operation &op : func.getBody().front()) {
+    Attribute value;
+    if (auto w = dyn_cast<WeightOp>(op))
+      value = w.getValue();
+    else if (auto c = dyn_cast<arith::ConstantOp>(op))
+      value = c.getValue();
+    else
+      continue;
+    auto t = ex->constant(&op, value);
+    if (!t)
+      return t.takeError();
+    ex->constants[&op] = std::move(*t);
+  }
+  return ex;
+}
+
+llvm::Expected<HostTensor> Executor::constant(Operation *op, Attribute value) {
+  auto elements = dyn_cast<ElementsAttr>(value);
+  auto type =
+      elements ? dyn_cast<RankedTensorType>(elements.getType()) : nullptr;
+  if (!type)
+    return opError(op, "expects a ranked tensor constant");
+  HostTensor t;
+  t.shape.assign(type.getShape().begin(), type.getShape().end());
+  if (!type.getElementType().isF32()) {
+    // Integer constants (shape arithmetic) are unused by raised IR; anything
+    // else the kernels cannot take.
+    return t;
+  }
+  if (auto res = dyn_cast<DenseResourceElementsAttr>(value)) {
+    AsmResourceBlob *blob = res.getRawHandle().getBlob();
+    if (!blob)
+      return opError(op, "weight data is missing (elided dense_resource?)");
+    ArrayRef<char> raw = blob->getData();
+    if (static_cast<int64_t>(raw.size()) != t.numel() * 4)
+      return opError(op, "weight blob has the wrong size");
+    t.f32 = reinterpret_cast<const float *>(raw.data());
+  } else if (auto dense = dyn_cast<DenseFPElementsAttr>(value)) {
+    t.owned = std::make_shared<std::vector<float>>();
+    for (const APFloat &x : dense.getValues<APFloat>())
+      t.owned->push_back(x.convertToFloat());
+    t.f32 = t.owned->data();
+  } else {
+    return opError(op, "unsupported constant kind");
+  }
+  for (int64_t i = 0, n = t.numel(); i < n; ++i)
+    if (!std::isfinite(t.f32[i]))
+      return opError(op, "weight holds NaN or infinity at element " +
+                             std::to_string(i));
+  return t;
+}
+
+namespace {
+std::vector<int64_t> withLast(std::vector<int64_t> shape, int64_t last) {
+  shape.back() = last;
+  return shape;
+}
+int64_t rowsOf(const HostTensor &t) { return t.numel() / t.shape.back(); }
+} // namespace
+
+llvm::Expected<HostTensor> Executor::run(const std::vector<int64_t> &ids,
+                                         int64_t batch, int64_t seq) {
+  auto f = cast<func::FuncOp>(func);
+  if (static_cast<int64_t>(ids.size()) != batch * seq || seq <= 0)
+    return llvm::createStringError("expected " + std::to_string(batch * seq) +
+                                   " token ids");
+  llvm::DenseMap<Value, HostTensor> env;
+  HostTensor input;
+  input.shape = {batch, seq};
+  input.ids = std::make_shared<std::vector<int64_t>>(ids);
+  env[f.getArgument(0)] = input;
+
+  // Last use of every value, to free activations early.
+  llvm::DenseMap<Value, Operation *> lastUse;
+  for (Operation &op : f.getBody().front())
+    for (Value v : op.getOperands())
+      lastUse[v] = &op;
+
+  for (Operation &opRef : f.getBody().front()) {
+    Operation *op = &opRef;
+    auto get = [&](Value v) -> HostTensor & { return env[v]; };
+    llvm::Expected<HostTensor> result =
+        llvm::TypeSwitch<Operation *, llvm::Expected<HostTensor>>(op)
+            .Case<WeightOp, arith::ConstantOp>(
+                [&](auto) -> llvm::Expected<HostTensor> {
+                  return constants.lookup(op);
+                })
+            .Case<EmbeddingOp>(
+                [&](EmbeddingOp e) -> llvm::Expected<HostTensor> {
+                  HostTensor &table = get(e.getTable()), &in = get(e.getIds());
+                  if (!in.ids)
+                    return opError(op, "expects integer ids");
+                  auto shape = in.shape;
+                  shape.push_back(table.shape[1]);
+                  HostTensor out = HostTensor::zerosF32(shape);
+                  rt::Status s = rt::embedding(table.f32, table.shape[0],
+                                               table.shape[1], in.ids->data(),
+                                               in.numel(), out.mutableF32());
+                  if (!s.ok())
+                    return opError(op, s.message());
+                  return out;
+                })
+            .Case<RMSNormOp>([&](RMSNormOp n) -> llvm::Expected<HostTensor> {
+              HostTensor &x = get(n.getInput());
+              HostTensor out = HostTensor::zerosF32(x.shape);
+              const float *gain = n.getGain() ? get(n.getGain()).f32 : nullptr;
+              rt::rmsNorm(x.f32, gain, rowsOf(x), x.shape.back(),
+                          n.getEpsilon().convertToDouble(), out.mutableF32());
+              return out;
+            })
+            .Case<LinearOp>([&](LinearOp l) -> llvm::Expected<HostTensor> {
+              HostTensor &x = get(l.getInput()), &w = get(l.getWeight());
+              const float *bias = l.getBias() ? get(l.getBias()).f32 : nullptr;
+              HostTensor out =
+                  HostTensor::zerosF32(withLast(x.shape, w.shape[0]));
+              rt::linear(x.f32, w.f32, bias, rowsOf(x), w.shape[1], w.shape[0],
+                         out.mutableF32());
+              return out;
+            })
+            .Case<RoPEOp>([&](RoPEOp r) -> llvm::Expected<HostTensor> {
+              HostTensor &x = get(r.getInput());
+              if (x.shape.size() != 3)
+                return opError(op, "expects [batch, seq, features]");
+              int64_t hd = r.getHeadDim();
+              HostTensor out = HostTensor::zerosF32(x.shape);
+              rt::rope(x.f32, x.shape[0], x.shape[1], x.shape[2] / hd, hd,
+                       r.getTheta().convertToDouble(), r.getPositionOffset(),
+                       r.getInterleaved(), out.mutableF32());
+              return out;
+            })
+            .Case<AttentionOp>(
+                [&](AttentionOp a) -> llvm::Expected<HostTensor> {
+                  HostTensor &q = get(a.getQuery()), &k = get(a.getKey()),
+                             &v = get(a.getValue());
+                  const float *kp = nullptr, *vp = nullptr;
+                  int64_t prefix = 0;
+                  if (a.getKeyPrefix()) {
+                    kp = get(a.getKeyPrefix()).f32;
+                    vp = get(a.getValuePrefix()).f32;
+                    prefix = get(a.getKeyPrefix()).shape[0];
+                  }
+                  int64_t hd = a.getHeadDim();
+                  double scale = a.getScale()
+                                     ? a.getScale()->convertToDouble()
+                                     : 1.0 / std::sqrt(static_cast<double>(hd));
+                  HostTensor out = HostTensor::zerosF32(q.shape);
+                  rt::attention(q.f32, k.f32, v.f32, kp, vp, prefix, q.shape[0],
+                                q.shape[1], a.getNumHeads(), a.getNumKvHeads(),
+                                hd, scale, out.mutableF32());
+                  return out;
+                })
+            .Case<SwiGLUOp>([&](SwiGLUOp s) -> llvm::Expected<HostTensor> {
+              HostTensor &g = get(s.getGate()), &u = get(s.getUp());
+              HostTensor out = HostTensor::zerosF32(g.shape);
+              rt::swiglu(g.f32, u.f32, g.numel(), out.mutableF32());
+              return out;
+            })
+            .Case<AddOp>([&](AddOp s) -> llvm::Expected<HostTensor> {
+              HostTensor &x = get(s.getLhs()), &y = get(s.getRhs());
+              if (x.shape != y.shape)
+                return opError(op, "operand shapes differ at run time");
+              HostTensor out = HostTensor::zerosF32(x.shape);
+              rt::add(x.f32, y.f32, x.numel(), out.mutableF32());
+              return out;
+            })
+            .Case<RegistersOp>(
+                [&](RegistersOp r) -> llvm::Expected<HostTensor> {
+                  HostTensor &x = get(r.getInput()),
+                             &regs = get(r.getRegisters());
+                  int64_t k = regs.shape[0];
+                  rt::RegisterMode mode = r.getMode() == RegisterMode::prepend
+                                              ? rt::RegisterMode::Prepend
+                                          : r.getMode() == RegisterMode::add
+                                              ? rt::RegisterMode::Add
+                                              : rt::RegisterMode::Strip;
+                  auto shape = x.shape;
+                  shape[1] += mode == rt::RegisterMode::Prepend ? k
+                              : mode == rt::RegisterMode::Strip ? -k
+                                                                : 0;
+                  if (shape[1] < 0)
+                    return opError(op, "sequence shorter than the registers");
+                  HostTensor out = HostTensor::zerosF32(shape);
+                  rt::Status s = rt::registers(mode, x.f32, regs.f32,
+                                               x.shape[0], x.shape[1], k,
+                                               x.shape[2], out.mutableF32());
+                  if (!s.ok())
+                    return opError(op, s.message());
+                  return out;
+                })
+            .Case<QuantizeOp>([&](QuantizeOp q) -> llvm::Expected<HostTensor> {
+              HostTensor &x = get(q.getInput());
+              HostTensor out = HostTensor::zerosF32(x.shape);
+              rt::quantizeRows(x.f32, rowsOf(x), x.shape.back(), q.getBits(),
+                               q.getClipRatio().convertToDouble(),
+                               out.mutableF32());
+              return out;
+            })
+            .Case<func::ReturnOp>(
+                [&](func::ReturnOp) -> llvm::Expected<HostTensor> {
+                  return HostTensor();
+                })
+            .Default([&](Operation *) -> llvm::Expected<HostTensor> {
+              return opError(op, "the executor has no kernel for this op");
+            });
+    if (!result)
+      return result.takeError();
+    if (auto ret = dyn_cast<func::ReturnOp>(op))
+      return env[ret.getOperand(0)];
+    if (op->getNumResults() == 1)
+      env[op->getResult(0)] = std::move(*result);
+    for (Value v : op->getOperands())
+      if (lastUse.lookup(v) == op &&
+          !isa_and_nonnull<WeightOp, arith::ConstantOp>(v.getDefiningOp()))
+        env.erase(v);
+  }
+  return llvm::createStringError("function without a return");
+}

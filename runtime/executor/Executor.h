@@ -1,0 +1,57 @@
+//===- Executor.h - run w4a4 IR through the runtime kernels -----*- C++ -*-===//
+//
+// Interprets the entry function of a w4a4 module op by op with the CPU
+// kernels of w4a4_runtime. Shapes are resolved at run time (batch and
+// sequence may be dynamic in the IR). Weights are read once from their
+// attributes (dense_resource blobs are used in place, without a copy).
+// This is the part of the runtime that links MLIR; the kernels do not.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef W4A4_RUNTIME_EXECUTOR_EXECUTOR_H
+#define W4A4_RUNTIME_EXECUTOR_EXECUTOR_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/Support/Error.h"
+
+#include <memory>
+#include <vector>
+
+namespace mlir::w4a4 {
+
+/// A host tensor: fp32 or int64, row-major. Data is owned, or borrowed from
+/// an attribute that outlives the executor's module.
+struct HostTensor {
+  std::vector<int64_t> shape;
+  std::shared_ptr<std::vector<float>> owned;
+  const float *f32 = nullptr;
+  std::shared_ptr<std::vector<int64_t>> ids;
+
+  int64_t numel() const;
+  static HostTensor zerosF32(std::vector<int64_t> shape);
+  float *mutableF32() { return owned->data(); }
+};
+
+class Executor {
+public:
+  /// Prepares `entry` of `module` (which must outlive the executor).
+  static llvm::Expected<std::unique_ptr<Executor>>
+  create(ModuleOp module, llvm::StringRef entry = "forward");
+
+  /// Runs the function on token ids [batch, seq] and returns its single
+  /// result (logits [batch, seq, vocab]).
+  llvm::Expected<HostTensor> run(const std::vector<int64_t> &ids, int64_t batch,
+                                 int64_t seq);
+
+private:
+  Executor() = default;
+  llvm::Expected<HostTensor> constant(Operation *op, Attribute value);
+
+  Operation *func = nullptr;
+  llvm::DenseMap<Operation *, HostTensor> constants;
+};
+
+} // namespace mlir::w4a4
+
+#endif // W4A4_RUNTIME_EXECUTOR_EXECUTOR_H

@@ -1,0 +1,327 @@
+//===- w4a4-run.cpp - execute w4a4 models: logits and perplexity ----------===//
+//
+//   w4a4-run MODEL --ids 1,17,42 [--dump-logits out.f32]
+//   w4a4-run MODEL --text valid.txt --tokenizer tok.model [--ctx 256 --stride
+//   128] w4a4-run MODEL --tokens ids.txt --bos 1 [--max-tokens N] [--json
+//   out.json]
+//
+// MODEL is an ONNX file (imported and raised on the fly by running the
+// w4a4-import next to this executable: Debian's libsentencepiece carries its
+// own protobuf, which cannot share a process with libonnx's) or w4a4 IR (text
+// or bytecode). Perplexity follows DESIGN.md: windows of ctx tokens advancing
+// by stride, each fed as [registers][BOS][window]; every token is scored once;
+// register and BOS positions never are.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/executor/Executor.h"
+#include "w4a4/runtime/Kernels.h"
+
+#include "dialects/W4A4/W4A4Ops.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Process.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/WithColor.h"
+
+#include <nlohmann/json.hpp>
+#include <sentencepiece_processor.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+
+using namespace llvm;
+namespace w4 = mlir::w4a4;
+
+static cl::opt<std::string> modelPath(cl::Positional,
+                                      cl::desc("<model.onnx|model.mlir>"),
+                                      cl::Required);
+static cl::opt<std::string>
+    idsArg("ids", cl::desc("Comma-separated token ids to run once"));
+static cl::opt<std::string>
+    dumpLogits("dump-logits",
+               cl::desc("Write the logits of --ids as raw float32"));
+static cl::opt<std::string>
+    textFile("text", cl::desc("Evaluate perplexity on this UTF-8 text"));
+static cl::opt<std::string>
+    tokenizerPath("tokenizer", cl::desc("SentencePiece model for --text"));
+static cl::opt<std::string>
+    tokensFile("tokens",
+               cl::desc("Evaluate perplexity on whitespace-separated ids"));
+static cl::opt<int64_t>
+    bosId("bos", cl::desc("BOS id (default: the tokenizer's, else 1)"),
+          cl::init(-1));
+static cl::opt<int64_t> ctx("ctx", cl::desc("Window length in tokens"),
+                            cl::init(256));
+static cl::opt<int64_t> stride("stride", cl::desc("Window advance in tokens"),
+                               cl::init(128));
+static cl::opt<int64_t> maxTokens("max-tokens",
+                                  cl::desc("Score at most this many tokens"),
+                                  cl::init(0));
+static cl::opt<int> numThreads("num-threads",
+                               cl::desc("Kernel threads (0 = all cores)"),
+                               cl::init(0));
+static cl::opt<std::string> jsonOut("json",
+                                    cl::desc("Write the results as JSON here"));
+
+static int fail(const Twine &message) {
+  WithColor::error(errs(), "w4a4-run") << message << "\n";
+  return 1;
+}
+
+/// Imports an ONNX file with the w4a4-import beside this executable into a
+/// temporary bytecode file.
+static Expected<std::string> importOnnx(const char *argv0) {
+  std::string self =
+      sys::fs::getMainExecutable(argv0, reinterpret_cast<void *>(&importOnnx));
+  SmallString<256> importer(sys::path::parent_path(self));
+  sys::path::append(importer, "w4a4-import");
+  if (!sys::fs::exists(importer))
+    return createStringError("cannot find " + std::string(importer));
+  SmallString<128> out;
+  if (std::error_code ec =
+          sys::fs::createTemporaryFile("w4a4-run", "mlirbc", out))
+    return createStringError("cannot create a temporary file: " + ec.message());
+  std::string err;
+  int rc = sys::ExecuteAndWait(
+      importer, {importer.str(), modelPath, "--emit-bytecode", "-o", out.str()},
+      std::nullopt, {}, 0, 0, &err);
+  if (rc != 0) {
+    sys::fs::remove(out);
+    return createStringError(modelPath + ": import failed" +
+                             (err.empty() ? "" : ": " + err));
+  }
+  return std::string(out);
+}
+
+static Expected<mlir::OwningOpRef<mlir::ModuleOp>>
+loadModel(mlir::MLIRContext &context, const char *argv0) {
+  context.loadDialect<w4::W4A4Dialect, mlir::func::FuncDialect,
+                      mlir::arith::ArithDialect>();
+  if (!sys::fs::exists(modelPath))
+    return createStringError(modelPath + ": no such file");
+  std::string path = modelPath;
+  bool temporary = StringRef(modelPath).ends_with(".onnx");
+  if (temporary) {
+    auto imported = importOnnx(argv0);
+    if (!imported)
+      return imported.takeError();
+    path = *imported;
+  }
+  auto module = mlir::parseSourceFile<mlir::ModuleOp>(path, &context);
+  if (temporary)
+    sys::fs::remove(path);
+  if (!module)
+    return createStringError(modelPath + ": cannot parse the IR");
+  return module;
+}
+
+static Expected<std::vector<int64_t>> parseIds(StringRef text, StringRef what) {
+  std::vector<int64_t> ids;
+  std::string normalized = text.str();
+  for (char &c : normalized)
+    if (c == ',' || std::isspace(static_cast<unsigned char>(c)))
+      c = ' ';
+  SmallVector<StringRef> parts;
+  StringRef(normalized).split(parts, ' ', -1, /*KeepEmpty=*/false);
+  for (StringRef p : parts) {
+    int64_t v;
+    if (p.getAsInteger(10, v))
+      return createStringError(what.str() + ": '" + p.str() +
+                               "' is not a token id");
+    ids.push_back(v);
+  }
+  return ids;
+}
+
+/// Line by line, as models/zoo/w4a4zoo/data.py: each line with a
+/// non-whitespace character is encoded and the ids concatenated.
+static Expected<std::vector<int64_t>>
+tokenize(const std::string &path, sentencepiece::SentencePieceProcessor &sp) {
+  auto buffer = MemoryBuffer::getFile(path);
+  if (!buffer)
+    return createStringError(path + ": " + buffer.getError().message());
+  std::vector<int64_t> ids;
+  SmallVector<StringRef> lines;
+  (*buffer)->getBuffer().split(lines, '\n');
+  for (StringRef line : lines) {
+    if (line.trim().empty())
+      continue;
+    std::vector<int> piece;
+    auto status = sp.Encode(std::string_view(line.data(), line.size()), &piece);
+    if (!status.ok())
+      return createStringError(path + ": tokenizer: " + status.ToString());
+    ids.insert(ids.end(), piece.begin(), piece.end());
+  }
+  return ids;
+}
+
+int main(int argc, char **argv) {
+  InitLLVM init(argc, argv);
+  cl::ParseCommandLineOptions(argc, argv,
+                              "w4a4 model runner: logits and perplexity\n");
+  w4a4::rt::setThreads(numThreads);
+
+  mlir::MLIRContext context;
+  auto module = loadModel(context, argv[0]);
+  if (!module)
+    return fail(toString(module.takeError()));
+  auto executor = w4::Executor::create(module->get());
+  if (!executor)
+    return fail(modelPath + ": " + toString(executor.takeError()));
+
+  if (!idsArg.empty()) {
+    auto ids = parseIds(idsArg, "--ids");
+    if (!ids)
+      return fail(toString(ids.takeError()));
+    if (ids->empty())
+      return fail("--ids: no token ids");
+    auto logits = (*executor)->run(*ids, 1, ids->size());
+    if (!logits)
+      return fail(modelPath + ": " + toString(logits.takeError()));
+    outs() << "logits [" << logits->shape[0] << ", " << logits->shape[1] << ", "
+           << logits->shape[2] << "]\n";
+    if (!dumpLogits.empty()) {
+      std::ofstream out(dumpLogits, std::ios::binary);
+      out.write(reinterpret_cast<const char *>(logits->f32),
+                logits->numel() * 4);
+      if (!out)
+        return fail(dumpLogits + ": cannot write");
+    }
+    return 0;
+  }
+
+  // Perplexity.
+  std::vector<int64_t> tokens;
+  int64_t bos = bosId;
+  if (!textFile.empty()) {
+    if (tokenizerPath.empty())
+      return fail("--text needs --tokenizer");
+    sentencepiece::SentencePieceProcessor sp;
+    auto status = sp.Load(tokenizerPath);
+    if (!status.ok())
+      return fail(tokenizerPath + ": " + status.ToString());
+    auto ids = tokenize(textFile, sp);
+    if (!ids)
+      return fail(toString(ids.takeError()));
+    tokens = std::move(*ids);
+    if (bos < 0)
+      bos = sp.bos_id();
+  } else if (!tokensFile.empty()) {
+    auto buffer = MemoryBuffer::getFile(tokensFile);
+    if (!buffer)
+      return fail(tokensFile + ": " + buffer.getError().message());
+    auto ids = parseIds((*buffer)->getBuffer(), tokensFile);
+    if (!ids)
+      return fail(toString(ids.takeError()));
+    tokens = std::move(*ids);
+  } else {
+    return fail("give --ids, or --text with --tokenizer, or --tokens");
+  }
+  if (bos < 0)
+    bos = 1;
+  if (maxTokens > 0 && static_cast<int64_t>(tokens.size()) > maxTokens)
+    tokens.resize(maxTokens);
+  if (tokens.empty())
+    return fail("no tokens to score (empty text?)");
+  if (ctx <= 0 || stride <= 0 || stride > ctx)
+    return fail("need 0 < --stride <= --ctx");
+  if (auto limit = module->get()->getAttrOfType<mlir::IntegerAttr>(
+          "w4a4.max_positions")) {
+    int64_t registers = 0;
+    module->get().walk([&](w4::RegistersOp r) {
+      if (r.getMode() == w4::RegisterMode::prepend)
+        registers = r.getRegisters().getType().getDimSize(0);
+    });
+    if (registers + 1 + ctx > limit.getInt())
+      return fail("--ctx " + Twine(ctx) + " needs " +
+                  Twine(registers + 1 + ctx) +
+                  " positions (registers + BOS + window) but the model has " +
+                  Twine(limit.getInt()));
+  }
+
+  // Windows as in models/reference/w4a4ref/perplexity.py.
+  struct Window {
+    int64_t start, end, first;
+  };
+  std::vector<Window> windows;
+  int64_t n = tokens.size();
+  for (int64_t start = 0, scored = 0; start < n; start += stride) {
+    int64_t end = std::min(start + static_cast<int64_t>(ctx), n);
+    windows.push_back({start, end, scored});
+    scored = end;
+    if (end == n)
+      break;
+  }
+  bool tty = sys::Process::StandardErrIsDisplayed();
+  double nll = 0;
+  int64_t count = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  for (size_t w = 0; w < windows.size(); ++w) {
+    const Window &win = windows[w];
+    std::vector<int64_t> input = {bos};
+    input.insert(input.end(), tokens.begin() + win.start,
+                 tokens.begin() + win.end);
+    auto logits = (*executor)->run(input, 1, input.size());
+    if (!logits)
+      return fail(modelPath + ": " + toString(logits.takeError()));
+    int64_t vocab = logits->shape[2];
+    for (int64_t j = std::max(win.first - win.start, int64_t{0});
+         j < win.end - win.start; ++j) {
+      const float *row = logits->f32 + j * vocab;
+      int64_t target = tokens[win.start + j];
+      if (target < 0 || target >= vocab)
+        return fail("token id " + Twine(target) + " is outside the vocabulary");
+      double mx = -INFINITY;
+      for (int64_t v = 0; v < vocab; ++v)
+        mx = std::max(mx, static_cast<double>(row[v]));
+      double sum = 0;
+      for (int64_t v = 0; v < vocab; ++v)
+        sum += std::exp(static_cast<double>(row[v]) - mx);
+      double lp = static_cast<double>(row[target]) - mx - std::log(sum);
+      if (!std::isfinite(lp))
+        return fail("non-finite log-probability at token " +
+                    Twine(win.start + j));
+      nll -= lp;
+      ++count;
+    }
+    if (tty) {
+      int done = static_cast<int>(30 * (w + 1) / windows.size());
+      errs() << "\r[" << std::string(done, '#') << std::string(30 - done, '.')
+             << "] " << (w + 1) << "/" << windows.size() << " windows";
+    }
+  }
+  if (tty)
+    errs() << "\n";
+  double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+          .count();
+  double mean = nll / count;
+  outs() << formatv(
+      "tokens {0}  mean NLL {1:F6}  PPL {2:F4}  {3:F1} tokens/s  {4:F2} s\n",
+      count, mean, std::exp(mean), count / wall, wall);
+  if (!jsonOut.empty()) {
+    nlohmann::json j = {{"model", modelPath},
+                        {"tokens", count},
+                        {"mean_nll", mean},
+                        {"ppl", std::exp(mean)},
+                        {"tokens_per_s", count / wall},
+                        {"wall_s", wall},
+                        {"ctx", static_cast<int64_t>(ctx)},
+                        {"stride", static_cast<int64_t>(stride)}};
+    std::ofstream out(jsonOut);
+    out << j.dump(2) << "\n";
+    if (!out)
+      return fail(jsonOut + ": cannot write");
+  }
+  return 0;
+}
