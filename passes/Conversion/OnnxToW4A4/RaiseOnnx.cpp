@@ -608,6 +608,13 @@ struct RaiseAttention : OpRewritePattern<OnnxOp> {
           .getResult();
     };
     Value q = rope(qFlat), k = rope(kFlat);
+    // The tables bound the positions the exported model supports.
+    if (auto module = op->getParentOfType<ModuleOp>()) {
+      int64_t rows = tableType.getDimSize(0) - qRope->offset;
+      auto old = module->getAttrOfType<IntegerAttr>("w4a4.max_positions");
+      if (!old || old.getInt() > rows)
+        module->setAttr("w4a4.max_positions", rewriter.getI64IntegerAttr(rows));
+    }
     double scale = 1.0 / *divisor;
     rewriter.replaceOpWithNewOp<AttentionOp>(
         op, qFlat.getType(), q, k, vFlat, Value(), Value(),
