@@ -1,0 +1,64 @@
+//===- IntGemm.h - W4A4 integer GEMM ----------------------------*- C++ -*-===//
+//
+// Y[t, o] = s_x[t] * sum_g s_w[o, g] * sum_(i in g) qx[t, i] * qw[o, i]
+// with b-bit symmetric codes, int32 accumulation, and one float epilogue
+// shared by every path, so that the portable and the AVX-512-VNNI paths are
+// bit-identical (int32 sums are exact in any order).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef W4A4_RUNTIME_INTGEMM_H
+#define W4A4_RUNTIME_INTGEMM_H
+
+#include "w4a4/runtime/Status.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace w4a4::rt {
+
+/// Per-row quantized activations. Codes are stored biased by 2^(bits-1)
+/// (so unsigned, as VNNI's u8 x s8 products want); columns are padded with
+/// the bias value up to a multiple of 64.
+struct QuantizedRows {
+  int64_t rows = 0, cols = 0, stride = 0;
+  int bits = 0;
+  std::vector<uint8_t> codes; // [rows, stride], code + 2^(bits-1)
+  std::vector<float> scales;  // [rows]
+};
+
+/// Quantizes x [rows, cols] per row: s = clip * max|x| / (2^(b-1) - 1),
+/// q = clamp(round_half_even(x / s), -2^(b-1), 2^(b-1) - 1); s = 0 gives q = 0.
+void quantizeActivations(const float *x, int64_t rows, int64_t cols, int bits,
+                         double clip, QuantizedRows &out);
+
+/// Weights unpacked to int8 codes [out, stride] (zero padded), with scales
+/// [out, groups] and the per-group code sums VNNI's bias correction needs.
+struct PackedWeights {
+  int64_t out = 0, in = 0, stride = 0, group = 0, groups = 1;
+  int bits = 0;
+  std::vector<int8_t> codes;
+  std::vector<float> scales;
+  std::vector<int32_t> codeSums; // [out, groups]
+};
+
+/// Unpacks the IR's weight codes (`w4a4.qlinear`: two's complement, 8/bits
+/// codes per byte for bits 2 and 4, lowest bits first, else one per byte)
+/// and checks that every code is in range.
+Status packWeights(const int8_t *irCodes, const float *scales, int64_t out,
+                   int64_t in, int bits, int64_t group, PackedWeights &w);
+
+enum class GemmPath { Auto, Portable, Avx512Vnni };
+
+/// True when the CPU (and this build) can run the AVX-512-VNNI path.
+bool hasAvx512Vnni();
+
+/// y [rows, out] = the quantized product (+ bias[out]). Auto picks VNNI when
+/// available and the grouping allows it (per channel, or groups of a
+/// multiple of 64); an explicit path that cannot run is an error.
+Status intGemm(const QuantizedRows &x, const PackedWeights &w,
+               const float *bias, float *y, GemmPath path = GemmPath::Auto);
+
+} // namespace w4a4::rt
+
+#endif // W4A4_RUNTIME_INTGEMM_H

@@ -1,0 +1,217 @@
+//===- IntGemm.cpp - W4A4 integer GEMM ------------------------------------===//
+
+#include "w4a4/runtime/IntGemm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace w4a4::rt {
+
+namespace {
+constexpr int64_t kAlign = 64;
+int64_t padded(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+} // namespace
+
+void quantizeActivations(const float *x, int64_t rows, int64_t cols, int bits,
+                         double clip, QuantizedRows &out) {
+  int bias = 1 << (bits - 1);
+  float qmax = static_cast<float>(bias - 1), clipf = static_cast<float>(clip);
+  out.rows = rows;
+  out.cols = cols;
+  out.stride = padded(cols);
+  out.bits = bits;
+  out.codes.assign(rows * out.stride, static_cast<uint8_t>(bias));
+  out.scales.assign(rows, 0.0f);
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *xr = x + r * cols;
+    float mx = 0;
+    for (int64_t c = 0; c < cols; ++c)
+      mx = std::max(mx, std::fabs(xr[c]));
+    float s = clipf * mx / qmax;
+    out.scales[r] = s;
+    uint8_t *q = out.codes.data() + r * out.stride;
+    if (s == 0)
+      continue; // all codes 0 (stored as the bias)
+    for (int64_t c = 0; c < cols; ++c) {
+      float v = std::nearbyint(xr[c] / s);
+      v = std::min(std::max(v, -qmax - 1), qmax);
+      q[c] = static_cast<uint8_t>(static_cast<int>(v) + bias);
+    }
+  }
+}
+
+Status packWeights(const int8_t *irCodes, const float *scales, int64_t out,
+                   int64_t in, int bits, int64_t group, PackedWeights &w) {
+  if (bits < 2 || bits > 8)
+    return Status::error("weight bits must be in [2, 8], got " +
+                         std::to_string(bits));
+  if (group < 0 || (group > 0 && in % group != 0))
+    return Status::error("group " + std::to_string(group) +
+                         " does not divide the input dimension " +
+                         std::to_string(in));
+  int64_t perByte = (bits == 2 || bits == 4) ? 8 / bits : 1;
+  int64_t rowBytes = (in + perByte - 1) / perByte;
+  w.out = out;
+  w.in = in;
+  w.stride = padded(in);
+  w.bits = bits;
+  w.group = group;
+  w.groups = group ? in / group : 1;
+  w.codes.assign(out * w.stride, 0);
+  w.scales.assign(scales, scales + out * w.groups);
+  w.codeSums.assign(out * w.groups, 0);
+  int lo = -(1 << (bits - 1)), hi = (1 << (bits - 1)) - 1;
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t i = 0; i < in; ++i) {
+      int code;
+      if (perByte == 1) {
+        code = irCodes[o * rowBytes + i];
+      } else {
+        uint8_t byte =
+            static_cast<uint8_t>(irCodes[o * rowBytes + i / perByte]);
+        int shift = static_cast<int>((i % perByte) * bits);
+        int raw = (byte >> shift) & ((1 << bits) - 1);
+        code =
+            raw >= (1 << (bits - 1)) ? raw - (1 << bits) : raw; // sign-extend
+      }
+      if (code < lo || code > hi)
+        return Status::error("weight code " + std::to_string(code) + " at [" +
+                             std::to_string(o) + ", " + std::to_string(i) +
+                             "] is outside the " + std::to_string(bits) +
+                             "-bit range");
+      w.codes[o * w.stride + i] = static_cast<int8_t>(code);
+      w.codeSums[o * w.groups + (group ? i / group : 0)] += code;
+    }
+  return {};
+}
+
+bool hasAvx512Vnni() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") &&
+         __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
+
+namespace {
+
+/// The shared epilogue: acc holds, per group, sum_i (qx + bias) * qw; the
+/// bias term is removed exactly in int32, then groups combine in order.
+inline float epilogue(const int32_t *acc, const PackedWeights &w, int64_t o,
+                      int32_t xBias, float xScale, const float *bias) {
+  float sum = 0.0f;
+  for (int64_t g = 0; g < w.groups; ++g) {
+    int32_t exact = acc[g] - xBias * w.codeSums[o * w.groups + g];
+    sum += static_cast<float>(exact) * w.scales[o * w.groups + g];
+  }
+  float y = sum * xScale;
+  return bias ? y + bias[o] : y;
+}
+
+void portable(const QuantizedRows &x, const PackedWeights &w, const float *bias,
+              float *y) {
+  int32_t xBias = 1 << (x.bits - 1);
+  int64_t groupLen = w.group ? w.group : w.in;
+#pragma omp parallel
+  {
+    std::vector<int32_t> acc(w.groups);
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t t = 0; t < x.rows; ++t)
+      for (int64_t o = 0; o < w.out; ++o) {
+        const uint8_t *xr = x.codes.data() + t * x.stride;
+        const int8_t *wr = w.codes.data() + o * w.stride;
+        for (int64_t g = 0; g < w.groups; ++g) {
+          int32_t s = 0;
+          for (int64_t i = g * groupLen; i < (g + 1) * groupLen; ++i)
+            s += static_cast<int32_t>(xr[i]) * wr[i];
+          acc[g] = s;
+        }
+        y[t * w.out + o] = epilogue(acc.data(), w, o, xBias, x.scales[t], bias);
+      }
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void
+vnni(const QuantizedRows &x, const PackedWeights &w, const float *bias,
+     float *y) {
+  int32_t xBias = 1 << (x.bits - 1);
+  int64_t groupLen = w.group ? w.group : w.stride; // per channel: padded row
+  int64_t chunks = groupLen / 64;
+  constexpr int64_t R = 4, C = 4;
+  int64_t rowBlocks = (x.rows + R - 1) / R, colBlocks = (w.out + C - 1) / C;
+#pragma omp parallel
+  {
+    std::vector<int32_t> acc(R * C * w.groups);
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t rb = 0; rb < rowBlocks; ++rb)
+      for (int64_t cb = 0; cb < colBlocks; ++cb) {
+        int64_t t0 = rb * R, o0 = cb * C;
+        int64_t nr = std::min(R, x.rows - t0), nc = std::min(C, w.out - o0);
+        for (int64_t g = 0; g < w.groups; ++g) {
+          __m512i a[R][C];
+          for (int r = 0; r < R; ++r)
+            for (int c = 0; c < C; ++c)
+              a[r][c] = _mm512_setzero_si512();
+          for (int64_t k = 0; k < chunks; ++k) {
+            int64_t off = g * groupLen + k * 64;
+            __m512i xv[R], wv[C];
+            for (int r = 0; r < R; ++r)
+              xv[r] = _mm512_loadu_si512(
+                  x.codes.data() + std::min(t0 + r, x.rows - 1) * x.stride +
+                  off);
+            for (int c = 0; c < C; ++c)
+              wv[c] = _mm512_loadu_si512(
+                  w.codes.data() + std::min(o0 + c, w.out - 1) * w.stride +
+                  off);
+            for (int r = 0; r < R; ++r)
+              for (int c = 0; c < C; ++c)
+                a[r][c] = _mm512_dpbusd_epi32(a[r][c], xv[r], wv[c]);
+          }
+          for (int r = 0; r < R; ++r)
+            for (int c = 0; c < C; ++c)
+              acc[(r * C + c) * w.groups + g] =
+                  _mm512_reduce_add_epi32(a[r][c]);
+        }
+        for (int64_t r = 0; r < nr; ++r)
+          for (int64_t c = 0; c < nc; ++c)
+            y[(t0 + r) * w.out + o0 + c] =
+                epilogue(&acc[(r * C + c) * w.groups], w, o0 + c, xBias,
+                         x.scales[t0 + r], bias);
+      }
+  }
+}
+#endif
+
+} // namespace
+
+Status intGemm(const QuantizedRows &x, const PackedWeights &w,
+               const float *bias, float *y, GemmPath path) {
+  if (x.cols != w.in)
+    return Status::error("activation width " + std::to_string(x.cols) +
+                         " does not match the weights' " +
+                         std::to_string(w.in));
+  bool vnniOk = hasAvx512Vnni() && (w.group == 0 || w.group % 64 == 0);
+  if (path == GemmPath::Avx512Vnni && !vnniOk)
+    return Status::error("the AVX-512-VNNI path is unavailable here (CPU, or "
+                         "groups not a multiple of 64)");
+  if (path == GemmPath::Portable || !vnniOk) {
+    portable(x, w, bias, y);
+    return {};
+  }
+#if defined(__x86_64__) && defined(__GNUC__)
+  vnni(x, w, bias, y);
+#endif
+  return {};
+}
+
+} // namespace w4a4::rt
