@@ -38,4 +38,51 @@ def W4A4Simplify : Pass<"w4a4-simplify"> {
   ];
 }
 
+def W4A4QuantizeWeights : Pass<"w4a4-quantize-weights", "::mlir::ModuleOp"> {
+  let summary = "Quantize the block linears' weights to b bits (RTN)";
+  let description = [{
+    Replaces every `w4a4.linear` of a transformer block (the four sites qkv,
+    o_proj, w1w3, w2; not lm_head) by a `w4a4.qlinear` with packed b-bit codes
+    and scales, computed by round-to-nearest (DESIGN.md): per output row, or per
+    group of `group` input columns, `s = clip * max|w| / (2^(b-1) - 1)`,
+    `q = clamp(round_half_even(w / s), -2^(b-1), 2^(b-1) - 1)`. Activations
+    stay in floating point (`act_bits = 0`) until `w4a4-quantize-activations`.
+
+    Before:
+    ```mlir
+    %y = w4a4.linear %x, %w : (tensor<?x?x64xf32>, tensor<256x64xf32>) -> tensor<?x?x256xf32>
+    ```
+    After:
+    ```mlir
+    %c = w4a4.weight "w.codes" = dense_resource<w_codes> : tensor<256x32xi8>
+    %s = w4a4.weight "w.scales" = dense_resource<w_scales> : tensor<256x1xf32>
+    %y = w4a4.qlinear %x, %c, %s {act_bits = 0 : i64, weight_bits = 4 : i64} : (...) -> tensor<?x?x256xf32>
+    ```
+  }];
+  let dependentDialects = ["::mlir::w4a4::W4A4Dialect"];
+  let options = [
+    Option<"bits", "bits", "int64_t", /*default=*/"4", "Weight bits, in [2, 8]">,
+    Option<"group", "group", "int64_t", /*default=*/"0",
+           "Input columns per scale (0: one scale per output row)">,
+    Option<"clip", "clip", "double", /*default=*/"1.0", "Clip ratio in (0, 1]">,
+  ];
+}
+
+def W4A4QuantizeActivations : Pass<"w4a4-quantize-activations", "::mlir::ModuleOp"> {
+  let summary = "Quantize the inputs of quantized linears per token (dynamic, symmetric)";
+  let description = [{
+    Sets `act_bits` and `act_clip_ratio` on every `w4a4.qlinear` whose site is
+    not listed in `keep-fp` (sites: qkv, o_proj, w1w3, w2). Models with Depth
+    Registers must have them folded first (`w4a4-fold-registers`), so that
+    register positions never pass through activation quantization.
+  }];
+  let dependentDialects = ["::mlir::w4a4::W4A4Dialect"];
+  let options = [
+    Option<"bits", "bits", "int64_t", /*default=*/"4", "Activation bits, in [2, 8]">,
+    Option<"clip", "clip", "double", /*default=*/"1.0", "Clip ratio in (0, 1]">,
+    ListOption<"keepFp", "keep-fp", "std::string",
+               "Sites whose input stays floating point (qkv, o_proj, w1w3, w2)">,
+  ];
+}
+
 #endif // W4A4_PASSES_TD

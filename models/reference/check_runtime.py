@@ -5,7 +5,11 @@ and raised IR) against the PyTorch reference and onnxruntime-node:
 1. logits of every shipped model on random ids: max |runtime - ref| / max |ref|
    <= --tol (1e-4) against both PyTorch and onnxruntime-node;
 2. perplexity of --ppl-models on a text sample, tokenized in C++ by w4a4-run
-   and in Python by the reference, relative difference <= --tol.
+   and in Python by the reference, relative difference <= --tol;
+3. W4A4 (RTN weights, per-token activations, integer GEMM) perplexity of the
+   compiled models (w4a4-import | w4a4-opt quantization passes | w4a4-run)
+   against the reference evaluator's fake-quant, relative difference <=
+   --quant-tol (DESIGN's 0.5%).
 
     /usr/bin/python3 models/reference/check_runtime.py --run build/bin/w4a4-run
 """
@@ -25,6 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, ".."))
 from check_ort import ort_logits  # noqa: E402
+from w4a4ref import quant  # noqa: E402
 from w4a4ref.loader import load_decoder  # noqa: E402
 from w4a4ref.perplexity import perplexity  # noqa: E402
 from zoo.w4a4zoo.data import encode_text, load_tokenizer  # noqa: E402
@@ -41,6 +46,9 @@ def run_logits(run, onnx_path, ids):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True, help="path of w4a4-run")
+    ap.add_argument("--opt", help="path of w4a4-opt (default: beside w4a4-run)")
+    ap.add_argument("--quant-tol", type=float, default=5e-3)
+    ap.add_argument("--quant-models", default="tiny_baseline,tiny_qat_kurtosis,baseline")
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--text", default=os.path.join(HERE, "..", "..", "test", "data", "validation-sample.txt"))
     ap.add_argument("--tokenizer", default=os.path.join(HERE, "..", "tokenizer", "w4a4c_bpe4096.model"))
@@ -89,6 +97,31 @@ def main():
         checks += 1
         print("ppl    %-22s runtime %.4f (%d tokens)  reference %.4f (%d tokens)  rel %.2e  %s" % (
             name, got["ppl"], got["tokens"], ref["ppl"], ref["tokens"], rel, "ok" if ok else "FAIL"), flush=True)
+    opt = args.opt or os.path.join(os.path.dirname(args.run), "w4a4-opt")
+    importer = os.path.join(os.path.dirname(args.run), "w4a4-import")
+    for name in args.quant_models.split(","):
+        d = os.path.join(zoo, name)
+        if not os.path.exists(os.path.join(d, "manifest.json")):
+            continue
+        model, _ = load_decoder(d)
+        p = quant.params_from_decoder(model)
+        hooks = quant.quantize(p, model.cfg, quant.QuantConfig(wbits=4, abits=4, method="rtn"), [])
+        with torch.no_grad():
+            ref = perplexity(lambda ids: quant.forward(p, model.cfg, ids, hooks), tokens, sp.bos_id(), 64, 32)
+        with tempfile.TemporaryDirectory() as tmp:
+            raised, quantized, js = (os.path.join(tmp, f) for f in ("m.mlirbc", "q.mlirbc", "r.json"))
+            subprocess.run([importer, os.path.join(d, "model.onnx"), "--emit-bytecode", "-o", raised], check=True)
+            subprocess.run([opt, raised, "--w4a4-quantize-weights=bits=4", "--w4a4-quantize-activations=bits=4",
+                            "--emit-bytecode", "-o", quantized], check=True)
+            subprocess.run([args.run, quantized, "--text", args.text, "--tokenizer", args.tokenizer, "--ctx", "64",
+                            "--stride", "32", "--json", js], check=True, capture_output=True, text=True)
+            got = json.load(open(js))
+        rel = abs(got["ppl"] - ref["ppl"]) / ref["ppl"]
+        ok = got["tokens"] == ref["tokens"] and rel <= args.quant_tol
+        failed += not ok
+        checks += 1
+        print("w4a4   %-22s compiled %.4f  reference fake-quant %.4f  rel %.2e  %s" % (
+            name, got["ppl"], ref["ppl"], rel, "ok" if ok else "FAIL"), flush=True)
     print("%d passed, %d failed" % (checks - failed, failed))
     sys.exit(1 if failed else 0)
 

@@ -3,6 +3,7 @@
 #include "runtime/executor/Executor.h"
 
 #include "dialects/W4A4/W4A4Ops.h"
+#include "w4a4/runtime/IntGemm.h"
 #include "w4a4/runtime/Kernels.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -64,7 +65,52 @@ llvm::Expected<std::unique_ptr<Executor>> Executor::create(ModuleOp module,
       return t.takeError();
     ex->constants[&op] = std::move(*t);
   }
+  for (Operation &op : func.getBody().front())
+    if (isa<QLinearOp>(op))
+      if (llvm::Error e = ex->prepareQLinear(&op))
+        return std::move(e);
   return ex;
+}
+
+llvm::Error Executor::prepareQLinear(Operation *op) {
+  auto q = cast<QLinearOp>(op);
+  auto codesOp = q.getWeightCodes().getDefiningOp<WeightOp>();
+  auto scalesOp = q.getWeightScales().getDefiningOp<WeightOp>();
+  if (!codesOp || !scalesOp)
+    return opError(op, "expects weight codes and scales from w4a4.weight ops");
+  ArrayRef<char> raw;
+  std::vector<char> owned;
+  if (auto res = dyn_cast<DenseResourceElementsAttr>(codesOp.getValue())) {
+    if (!res.getRawHandle().getBlob())
+      return opError(op, "weight codes are missing (elided dense_resource?)");
+    raw = res.getRawHandle().getBlob()->getData();
+  } else if (auto dense = dyn_cast<DenseIntElementsAttr>(codesOp.getValue())) {
+    for (const APInt &v : dense.getValues<APInt>())
+      owned.push_back(static_cast<char>(v.getSExtValue()));
+    raw = owned;
+  } else {
+    return opError(op, "unsupported weight code constant");
+  }
+  const HostTensor &scales = constants[scalesOp];
+  int64_t out = codesOp.getType().getDimSize(0);
+  int64_t in = q.getInput().getType().getShape().back();
+  auto w = std::make_shared<rt::PackedWeights>();
+  rt::Status s =
+      rt::packWeights(reinterpret_cast<const int8_t *>(raw.data()), scales.f32,
+                      out, in, q.getWeightBits(), q.getGroupSize(), *w);
+  if (!s.ok())
+    return opError(op, s.message());
+  packed[op] = w;
+  // Dequantized weights for floating-point activations (act_bits = 0).
+  HostTensor deq = HostTensor::zerosF32({out, in});
+  int64_t glen = w->group ? w->group : in;
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t i = 0; i < in; ++i)
+      deq.mutableF32()[o * in + i] =
+          static_cast<float>(w->codes[o * w->stride + i]) *
+          w->scales[o * w->groups + i / glen];
+  dequantized[op] = std::move(deq);
+  return llvm::Error::success();
 }
 
 llvm::Expected<HostTensor> Executor::constant(Operation *op, Attribute value) {
@@ -246,6 +292,39 @@ llvm::Expected<HostTensor> Executor::run(const std::vector<int64_t> &ids,
               rt::quantizeRows(x.f32, rowsOf(x), x.shape.back(), q.getBits(),
                                q.getClipRatio().convertToDouble(),
                                out.mutableF32());
+              return out;
+            })
+            .Case<QLinearOp>([&](QLinearOp q) -> llvm::Expected<HostTensor> {
+              HostTensor &x = get(q.getInput());
+              const rt::PackedWeights &w = *packed[op];
+              const float *bias = q.getBias() ? get(q.getBias()).f32 : nullptr;
+              int64_t rows = rowsOf(x);
+              HostTensor out = HostTensor::zerosF32(withLast(x.shape, w.out));
+              if (q.getActBits() > 0) {
+                rt::QuantizedRows xq;
+                rt::quantizeActivations(x.f32, rows, w.in, q.getActBits(),
+                                        q.getActClipRatio().convertToDouble(),
+                                        xq);
+                rt::Status s = rt::intGemm(xq, w, bias, out.mutableF32());
+                if (!s.ok())
+                  return opError(op, s.message());
+              } else {
+                rt::linear(x.f32, dequantized[op].f32, bias, rows, w.in, w.out,
+                           out.mutableF32());
+              }
+              if (q.getLowRankLeft()) {
+                // y += (x R^T) L^T in floating point, on the unquantized input.
+                HostTensor &l = get(q.getLowRankLeft()),
+                           &r = get(q.getLowRankRight());
+                int64_t rank = r.shape[0];
+                HostTensor t = HostTensor::zerosF32({rows, rank});
+                rt::linear(x.f32, r.f32, nullptr, rows, w.in, rank,
+                           t.mutableF32());
+                HostTensor lr = HostTensor::zerosF32({rows, w.out});
+                rt::linear(t.f32, l.f32, nullptr, rows, rank, w.out,
+                           lr.mutableF32());
+                rt::add(out.f32, lr.f32, out.numel(), out.mutableF32());
+              }
               return out;
             })
             .Case<func::ReturnOp>(

@@ -18,6 +18,10 @@
 #include <memory>
 #include <vector>
 
+namespace w4a4::rt {
+struct PackedWeights;
+} // namespace w4a4::rt
+
 namespace mlir::w4a4 {
 
 /// A host tensor: fp32 or int64, row-major. Data is owned, or borrowed from
@@ -47,9 +51,15 @@ public:
 private:
   Executor() = default;
   llvm::Expected<HostTensor> constant(Operation *op, Attribute value);
+  llvm::Error prepareQLinear(Operation *op);
 
   Operation *func = nullptr;
   llvm::DenseMap<Operation *, HostTensor> constants;
+  /// Per qlinear: unpacked integer weights, and dequantized fp32 weights for
+  /// floating-point activations.
+  llvm::DenseMap<Operation *, std::shared_ptr<::w4a4::rt::PackedWeights>>
+      packed;
+  llvm::DenseMap<Operation *, HostTensor> dequantized;
 };
 
 } // namespace mlir::w4a4

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialects/W4A4/W4A4Ops.h"
+#include "dialects/W4A4/W4A4Utils.h"
 #include "passes/Conversion/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -71,38 +72,8 @@ std::optional<double> constScalar(Value v) {
   return (*attr.getValues<APFloat>().begin()).convertToDouble();
 }
 
-/// Reads a floating-point constant (dense literal or dense_resource blob of
-/// f32/f16/bf16/f64) as doubles.
 std::optional<std::vector<double>> constFloats(Attribute attr) {
-  auto elements = dyn_cast_or_null<ElementsAttr>(attr);
-  if (!elements)
-    return std::nullopt;
-  auto type = cast<ShapedType>(elements.getType());
-  Type et = type.getElementType();
-  auto floatType = dyn_cast<FloatType>(et);
-  if (!floatType)
-    return std::nullopt;
-  std::vector<double> out;
-  out.reserve(type.getNumElements());
-  if (auto dense = dyn_cast<DenseFPElementsAttr>(attr)) {
-    for (const APFloat &x : dense.getValues<APFloat>())
-      out.push_back(x.convertToDouble());
-    return out;
-  }
-  auto resource = dyn_cast<DenseResourceElementsAttr>(attr);
-  if (!resource || !resource.getRawHandle().getBlob())
-    return std::nullopt;
-  ArrayRef<char> raw = resource.getRawHandle().getBlob()->getData();
-  unsigned width = floatType.getWidth();
-  if (raw.size() * 8 != static_cast<size_t>(type.getNumElements()) * width)
-    return std::nullopt;
-  for (int64_t i = 0, n = type.getNumElements(); i < n; ++i) {
-    uint64_t bits = 0;
-    std::memcpy(&bits, raw.data() + i * (width / 8), width / 8);
-    APFloat x(floatType.getFloatSemantics(), APInt(width, bits));
-    out.push_back(x.convertToDouble());
-  }
-  return out;
+  return readFloats(attr);
 }
 
 WeightOp weightDef(Value v) {
@@ -114,22 +85,9 @@ RankedTensorType rankedFloat(Value v) {
   return t && isa<FloatType>(t.getElementType()) ? t : RankedTensorType();
 }
 
-/// An f32 weight with `values` (row-major, `shape`), as a blob when large.
 WeightOp makeF32Weight(PatternRewriter &rewriter, Location loc, StringRef name,
                        ArrayRef<int64_t> shape, ArrayRef<float> values) {
-  auto type = RankedTensorType::get(shape, rewriter.getF32Type());
-  ElementsAttr value;
-  if (values.size() <= 16) {
-    value = DenseElementsAttr::get(type, values);
-  } else {
-    std::string key;
-    for (char c : name)
-      key.push_back(llvm::isAlnum(c) ? c : '_');
-    value = DenseResourceElementsAttr::get(
-        type, key, HeapAsmResourceBlob::allocateAndCopyInferAlign(values));
-  }
-  return WeightOp::create(rewriter, loc, type, rewriter.getStringAttr(name),
-                          value);
+  return createF32Weight(rewriter, loc, name, shape, values);
 }
 
 /// Matches either operand order of a binary op: returns true with `a` the

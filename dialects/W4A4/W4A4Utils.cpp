@@ -1,0 +1,79 @@
+//===- W4A4Utils.cpp - helpers for building and reading weights -----------===//
+
+#include "dialects/W4A4/W4A4Utils.h"
+
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "llvm/ADT/StringExtras.h"
+
+#include <cstring>
+
+using namespace mlir;
+using namespace mlir::w4a4;
+
+std::optional<std::vector<double>> mlir::w4a4::readFloats(Attribute attr) {
+  auto elements = dyn_cast_or_null<ElementsAttr>(attr);
+  if (!elements)
+    return std::nullopt;
+  auto type = cast<ShapedType>(elements.getType());
+  auto floatType = dyn_cast<FloatType>(type.getElementType());
+  if (!floatType)
+    return std::nullopt;
+  std::vector<double> out;
+  out.reserve(type.getNumElements());
+  if (auto dense = dyn_cast<DenseFPElementsAttr>(attr)) {
+    for (const APFloat &x : dense.getValues<APFloat>())
+      out.push_back(x.convertToDouble());
+    return out;
+  }
+  auto resource = dyn_cast<DenseResourceElementsAttr>(attr);
+  if (!resource || !resource.getRawHandle().getBlob())
+    return std::nullopt;
+  ArrayRef<char> raw = resource.getRawHandle().getBlob()->getData();
+  unsigned width = floatType.getWidth();
+  if (raw.size() * 8 != static_cast<size_t>(type.getNumElements()) * width)
+    return std::nullopt;
+  for (int64_t i = 0, n = type.getNumElements(); i < n; ++i) {
+    uint64_t bits = 0;
+    std::memcpy(&bits, raw.data() + i * (width / 8), width / 8);
+    out.push_back(APFloat(floatType.getFloatSemantics(), APInt(width, bits))
+                      .convertToDouble());
+  }
+  return out;
+}
+
+static std::string blobKey(StringRef name) {
+  std::string key;
+  for (char c : name)
+    key.push_back(llvm::isAlnum(c) ? c : '_');
+  return key;
+}
+
+template <typename T>
+static WeightOp createWeight(OpBuilder &builder, Location loc, StringRef name,
+                             RankedTensorType type, ArrayRef<T> values) {
+  ElementsAttr value;
+  if (values.size() <= 16)
+    value = DenseElementsAttr::get(type, values);
+  else
+    value = DenseResourceElementsAttr::get(
+        type, blobKey(name),
+        HeapAsmResourceBlob::allocateAndCopyInferAlign(values));
+  return WeightOp::create(builder, loc, type, builder.getStringAttr(name),
+                          value);
+}
+
+WeightOp mlir::w4a4::createF32Weight(OpBuilder &builder, Location loc,
+                                     StringRef name, ArrayRef<int64_t> shape,
+                                     ArrayRef<float> values) {
+  return createWeight(builder, loc, name,
+                      RankedTensorType::get(shape, builder.getF32Type()),
+                      values);
+}
+
+WeightOp mlir::w4a4::createI8Weight(OpBuilder &builder, Location loc,
+                                    StringRef name, ArrayRef<int64_t> shape,
+                                    ArrayRef<int8_t> values) {
+  return createWeight(builder, loc, name,
+                      RankedTensorType::get(shape, builder.getI8Type()),
+                      values);
+}

@@ -1,0 +1,28 @@
+//===- W4A4Utils.h - helpers for building and reading weights ---*- C++ -*-===//
+
+#ifndef W4A4_DIALECTS_W4A4_W4A4UTILS_H
+#define W4A4_DIALECTS_W4A4_W4A4UTILS_H
+
+#include "dialects/W4A4/W4A4Ops.h"
+#include "mlir/IR/Builders.h"
+
+#include <optional>
+#include <vector>
+
+namespace mlir::w4a4 {
+
+/// The values of a floating-point constant (dense literal or dense_resource
+/// blob of f16, bf16, f32 or f64) as doubles; nullopt for other attributes
+/// or elided blobs.
+std::optional<std::vector<double>> readFloats(Attribute attr);
+
+/// A w4a4.weight named `name`: a dense literal for at most 16 elements, else a
+/// dense_resource blob whose key is the name made of identifier characters.
+WeightOp createF32Weight(OpBuilder &builder, Location loc, StringRef name,
+                         ArrayRef<int64_t> shape, ArrayRef<float> values);
+WeightOp createI8Weight(OpBuilder &builder, Location loc, StringRef name,
+                        ArrayRef<int64_t> shape, ArrayRef<int8_t> values);
+
+} // namespace mlir::w4a4
+
+#endif // W4A4_DIALECTS_W4A4_W4A4UTILS_H
