@@ -38,6 +38,33 @@ def W4A4Simplify : Pass<"w4a4-simplify"> {
   ];
 }
 
+def W4A4FoldRegisters : Pass<"w4a4-fold-registers", "::mlir::ModuleOp"> {
+  let summary = "Fold the Depth-Register prefix into a constant per-layer KV prefix";
+  let description = [{
+    The register prefix sees only itself (causal attention), so its keys and
+    values at every layer are constants. This pass computes them by running
+    the model on an empty token sequence (only the k register positions flow
+    through the layers), attaches them to every `w4a4.attention` as a constant
+    fp32 `prefix(key, value)` (weights `<attention>.key_prefix` and
+    `.value_prefix`, post-RoPE), shifts every RoPE's `position_offset` by k,
+    and removes the `w4a4.registers` ops: the residual stream then holds token
+    positions only, so register positions can never reach activation
+    quantization. Logits are unchanged up to float rounding.
+
+    Before:
+    ```mlir
+    %h = w4a4.registers prepend %e, %r0 : ...
+    %o = w4a4.attention %q, %k, %v {...} : ...
+    %t = w4a4.registers strip %h2, %r5 : ...
+    ```
+    After:
+    ```mlir
+    %o = w4a4.attention %q, %k, %v prefix(%kp, %vp) {...} : ...
+    ```
+  }];
+  let dependentDialects = ["::mlir::w4a4::W4A4Dialect"];
+}
+
 def W4A4QuantizeWeights : Pass<"w4a4-quantize-weights", "::mlir::ModuleOp"> {
   let summary = "Quantize the block linears' weights to b bits (RTN)";
   let description = [{

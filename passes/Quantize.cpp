@@ -82,13 +82,14 @@ struct QuantizeWeightsPass
     ModuleOp module = getOperation();
     if (bits < 2 || bits > 8) {
       module.emitError("w4a4-quantize-weights: bits must be in [2, 8], got ")
-          << bits;
+          << static_cast<int64_t>(bits);
       return signalPassFailure();
     }
     if (!(clip > 0.0 && clip <= 1.0) || group < 0) {
       module.emitError("w4a4-quantize-weights: need clip in (0, 1] and group "
                        ">= 0, got clip ")
-          << clip << ", group " << group;
+          << static_cast<double>(clip) << ", group "
+          << static_cast<int64_t>(group);
       return signalPassFailure();
     }
     SmallVector<LinearOp> linears;
@@ -112,7 +113,8 @@ struct QuantizeWeightsPass
             in = weight.getType().getDimSize(1);
     if (group > 0 && in % group != 0)
       return op.emitError("w4a4-quantize-weights: group ")
-             << group << " does not divide the input width " << in << " of '"
+             << static_cast<int64_t>(group)
+             << " does not divide the input width " << in << " of '"
              << weight.getName() << "'";
     std::vector<int> codes;
     std::vector<float> scales;
@@ -151,7 +153,7 @@ struct QuantizeActivationsPass
     if (bits < 2 || bits > 8) {
       module.emitError(
           "w4a4-quantize-activations: bits must be in [2, 8], got ")
-          << bits;
+          << static_cast<int64_t>(bits);
       return signalPassFailure();
     }
     if (!(clip > 0.0 && clip <= 1.0)) {

@@ -48,7 +48,7 @@ def main():
     ap.add_argument("--run", required=True, help="path of w4a4-run")
     ap.add_argument("--opt", help="path of w4a4-opt (default: beside w4a4-run)")
     ap.add_argument("--quant-tol", type=float, default=5e-3)
-    ap.add_argument("--quant-models", default="tiny_baseline,tiny_qat_kurtosis,baseline")
+    ap.add_argument("--quant-models", default="tiny_baseline,tiny_qat_kurtosis,tiny_dr_sink,baseline,dr_sink")
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--text", default=os.path.join(HERE, "..", "..", "test", "data", "validation-sample.txt"))
     ap.add_argument("--tokenizer", default=os.path.join(HERE, "..", "tokenizer", "w4a4c_bpe4096.model"))
@@ -76,6 +76,23 @@ def main():
         checks += 1
         print("logits %-22s vs torch %.2e  vs onnxruntime %.2e  %s" % (
             manifest["name"], e_torch, e_ort, "ok" if ok else "FAIL"), flush=True)
+        if manifest["config"]["registers"]:
+            # w4a4-fold-registers preserves the function.
+            with tempfile.TemporaryDirectory() as tmp:
+                raised, folded, out = (os.path.join(tmp, f) for f in ("m.mlirbc", "f.mlirbc", "l.f32"))
+                importer = os.path.join(os.path.dirname(args.run), "w4a4-import")
+                opt = args.opt or os.path.join(os.path.dirname(args.run), "w4a4-opt")
+                subprocess.run([importer, onnx_path, "--emit-bytecode", "-o", raised], check=True)
+                subprocess.run([opt, raised, "--w4a4-fold-registers", "--emit-bytecode", "-o", folded], check=True)
+                subprocess.run([args.run, folded, "--ids", ",".join(map(str, ids)), "--dump-logits", out],
+                               check=True, capture_output=True, text=True)
+                fl = np.fromfile(out, dtype=np.float32)
+            e_fold = float(np.abs(fl - got).max() / np.abs(got).max())
+            ok = e_fold <= args.tol
+            failed += not ok
+            checks += 1
+            print("fold   %-22s folded registers vs unfolded %.2e  %s" % (
+                manifest["name"], e_fold, "ok" if ok else "FAIL"), flush=True)
     sp = load_tokenizer(args.tokenizer)
     with open(args.text, encoding="utf-8") as f:
         tokens = encode_text(sp, f.read())
@@ -111,8 +128,8 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             raised, quantized, js = (os.path.join(tmp, f) for f in ("m.mlirbc", "q.mlirbc", "r.json"))
             subprocess.run([importer, os.path.join(d, "model.onnx"), "--emit-bytecode", "-o", raised], check=True)
-            subprocess.run([opt, raised, "--w4a4-quantize-weights=bits=4", "--w4a4-quantize-activations=bits=4",
-                            "--emit-bytecode", "-o", quantized], check=True)
+            subprocess.run([opt, raised, "--w4a4-fold-registers", "--w4a4-quantize-weights=bits=4",
+                            "--w4a4-quantize-activations=bits=4", "--emit-bytecode", "-o", quantized], check=True)
             subprocess.run([args.run, quantized, "--text", args.text, "--tokenizer", args.tokenizer, "--ctx", "64",
                             "--stride", "32", "--json", js], check=True, capture_output=True, text=True)
             got = json.load(open(js))

@@ -157,10 +157,11 @@ std::vector<int64_t> withLast(std::vector<int64_t> shape, int64_t last) {
 int64_t rowsOf(const HostTensor &t) { return t.numel() / t.shape.back(); }
 } // namespace
 
-llvm::Expected<HostTensor> Executor::run(const std::vector<int64_t> &ids,
-                                         int64_t batch, int64_t seq) {
+llvm::Expected<HostTensor>
+Executor::run(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
+              llvm::function_ref<void(Value, const HostTensor &)> observe) {
   auto f = cast<func::FuncOp>(func);
-  if (static_cast<int64_t>(ids.size()) != batch * seq || seq <= 0)
+  if (static_cast<int64_t>(ids.size()) != batch * seq || seq < 0)
     return llvm::createStringError("expected " + std::to_string(batch * seq) +
                                    " token ids");
   llvm::DenseMap<Value, HostTensor> env;
@@ -338,8 +339,11 @@ llvm::Expected<HostTensor> Executor::run(const std::vector<int64_t> &ids,
       return result.takeError();
     if (auto ret = dyn_cast<func::ReturnOp>(op))
       return env[ret.getOperand(0)];
-    if (op->getNumResults() == 1)
+    if (op->getNumResults() == 1) {
+      if (observe)
+        observe(op->getResult(0), *result);
       env[op->getResult(0)] = std::move(*result);
+    }
     for (Value v : op->getOperands())
       if (lastUse.lookup(v) == op &&
           !isa_and_nonnull<WeightOp, arith::ConstantOp>(v.getDefiningOp()))

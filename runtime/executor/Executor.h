@@ -44,9 +44,11 @@ public:
   create(ModuleOp module, llvm::StringRef entry = "forward");
 
   /// Runs the function on token ids [batch, seq] and returns its single
-  /// result (logits [batch, seq, vocab]).
-  llvm::Expected<HostTensor> run(const std::vector<int64_t> &ids, int64_t batch,
-                                 int64_t seq);
+  /// result (logits [batch, seq, vocab]). `observe`, when given, sees every
+  /// op result as it is computed. seq may be 0 (only a register prefix runs).
+  llvm::Expected<HostTensor>
+  run(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
+      llvm::function_ref<void(Value, const HostTensor &)> observe = {});
 
 private:
   Executor() = default;
