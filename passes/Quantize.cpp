@@ -159,7 +159,7 @@ struct QuantizeActivationsPass
     if (!(clip > 0.0 && clip <= 1.0)) {
       module.emitError(
           "w4a4-quantize-activations: clip must be in (0, 1], got ")
-          << clip;
+          << static_cast<double>(clip);
       return signalPassFailure();
     }
     llvm::SmallDenseSet<Site> keep;

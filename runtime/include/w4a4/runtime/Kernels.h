@@ -17,7 +17,8 @@
 
 namespace w4a4::rt {
 
-/// Threads used by the kernels (and OpenBLAS); 0 = all cores.
+/// Threads used by the kernels (OpenMP; OpenBLAS runs single-threaded inside
+/// them); 0 = all cores.
 void setThreads(int threads);
 
 /// out[i, :] = table[ids[i], :]; ids outside [0, vocab) are an error.

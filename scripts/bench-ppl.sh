@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Perplexity-evaluation throughput, measured in one run on the same tokens:
+# the w4a4 fp32 path, the w4a4 W4A4 integer path (fold-registers + RTN
+# weights + per-token 4-bit activations), and onnxruntime-node fp32 on the
+# same ONNX file. Prints tokens/s, PPL and the ratios. Not a test.
+#   scripts/bench-ppl.sh [MODEL_DIR] [MAX_TOKENS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODEL_DIR=${1:-models/zoo/baseline}
+MAX_TOKENS=${2:-8192}
+CTX=${CTX:-256}
+STRIDE=${STRIDE:-128}
+THREADS=${THREADS:-2}
+B=${W4A4_BUILD_DIR:-build}
+scripts/setup.sh >/dev/null
+scripts/build.sh w4a4-opt w4a4-import w4a4-run >/dev/null
+
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+TEXT=models/data/corpus/validation.txt
+[ -f "$TEXT" ] || TEXT=test/data/validation-sample.txt
+/usr/bin/python3 - "$TEXT" "$MAX_TOKENS" > "$TMP/ids.txt" <<'PY'
+import sys
+sys.path.insert(0, "models")
+from zoo.w4a4zoo.data import encode_text, load_tokenizer
+sp = load_tokenizer("models/tokenizer/w4a4c_bpe4096.model")
+ids = encode_text(sp, open(sys.argv[1], encoding="utf-8").read())[: int(sys.argv[2])]
+print(" ".join(map(str, ids)))
+PY
+"$B/bin/w4a4-import" "$MODEL_DIR/model.onnx" --emit-bytecode -o "$TMP/fp32.mlirbc"
+"$B/bin/w4a4-opt" "$TMP/fp32.mlirbc" --w4a4-fold-registers --w4a4-quantize-weights \
+  --w4a4-quantize-activations --emit-bytecode -o "$TMP/w4a4.mlirbc"
+
+run() { "$B/bin/w4a4-run" "$1" --tokens "$TMP/ids.txt" --ctx "$CTX" --stride "$STRIDE" \
+          --num-threads "$THREADS" --json "$2" > /dev/null; }
+run "$TMP/fp32.mlirbc" "$TMP/fp32.json"
+run "$TMP/w4a4.mlirbc" "$TMP/w4a4.json"
+node models/reference/ort/ort_ppl.js "$MODEL_DIR/model.onnx" "$TMP/ids.txt" "$CTX" "$STRIDE" 1 "$THREADS" > "$TMP/ort.json"
+
+/usr/bin/python3 - "$MODEL_DIR" "$TMP" "$CTX" "$STRIDE" "$THREADS" <<'PY'
+import json, sys
+model, tmp, ctx, stride, threads = sys.argv[1:]
+r = {k: json.load(open("%s/%s.json" % (tmp, k))) for k in ("fp32", "w4a4", "ort")}
+print("model %s, %d tokens, ctx %s, stride %s, %s threads" % (model, r["fp32"]["tokens"], ctx, stride, threads))
+print("%-28s %12s %10s %8s" % ("path", "tokens/s", "PPL", "vs ORT"))
+for k, name in (("ort", "onnxruntime-node fp32"), ("fp32", "w4a4 fp32"), ("w4a4", "w4a4 W4A4 (integer GEMM)")):
+    print("%-28s %12.1f %10.3f %7.2fx" % (name, r[k]["tokens_per_s"], r[k]["ppl"],
+                                         r[k]["tokens_per_s"] / r["ort"]["tokens_per_s"]))
+PY
