@@ -38,6 +38,41 @@ def W4A4Simplify : Pass<"w4a4-simplify"> {
   ];
 }
 
+def W4A4FoldNorms : Pass<"w4a4-fold-norms", "::mlir::ModuleOp"> {
+  let summary = "Fold RMSNorm gains into the linears that read them";
+  let description = [{
+    `y = rmsnorm(x) * g` feeding linears `W` becomes `rmsnorm(x)` feeding
+    `W * diag(g)` (DESIGN.md); the final norm folds into lm_head. A gain read
+    by anything but linears is an error. Logits are unchanged up to float
+    rounding. Rotations require it; plain RTN does not use it (folding changes
+    the rows and so the 4-bit weight error).
+  }];
+  let dependentDialects = ["::mlir::w4a4::W4A4Dialect"];
+}
+
+def W4A4Rotate : Pass<"w4a4-rotate", "::mlir::ModuleOp"> {
+  let summary = "QuaRot residual rotation and online Hadamards";
+  let description = [{
+    `mode=readers`: the residual stream is rotated by `Q = diag(s) H / sqrt(d)`
+    (seeded signs, Hadamard of the hidden size, applied as `x Q`): embedding
+    rows and Depth Registers `E -> E Q`, readers (qkv, w1w3) `W -> W Q`,
+    writers (o_proj, w2) `W -> Q^T W`, lm_head `W -> W Q`. RMSNorm without
+    gain commutes with Q, so gains must be folded first (`w4a4-fold-norms`).
+    `mode=full` adds online Hadamards at the o_proj and w2 inputs
+    (`w4a4.hadamard` before the linear, `W -> W H`). Sizes without a Hadamard
+    matrix fall back to a block-diagonal Walsh transform (the largest power of
+    two dividing the width); the kind and size are in the IR (the residual
+    rotation as the module attribute `w4a4.residual_rotation`). Logits are
+    unchanged up to float rounding.
+  }];
+  let dependentDialects = ["::mlir::w4a4::W4A4Dialect"];
+  let options = [
+    Option<"mode", "mode", "std::string", /*default=*/"\"readers\"",
+           "none | readers | full">,
+    Option<"seed", "seed", "uint64_t", /*default=*/"0", "Seed of the residual signs">,
+  ];
+}
+
 def W4A4FoldRegisters : Pass<"w4a4-fold-registers", "::mlir::ModuleOp"> {
   let summary = "Fold the Depth-Register prefix into a constant per-layer KV prefix";
   let description = [{

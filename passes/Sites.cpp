@@ -10,6 +10,9 @@ using namespace mlir::w4a4;
 
 Site mlir::w4a4::classifySite(Operation *op) {
   Value input = op->getOperand(0);
+  // Online Hadamards (w4a4-rotate full) sit between a generator and its input.
+  while (auto h = input.getDefiningOp<HadamardOp>())
+    input = h.getInput();
   Operation *def = input.getDefiningOp();
   if (isa_and_nonnull<AttentionOp>(def))
     return Site::OProj;

@@ -104,7 +104,7 @@ OpFoldResult RegistersOp::fold(FoldAdaptor) {
 OpFoldResult HadamardOp::fold(FoldAdaptor) {
   auto producer = getInput().getDefiningOp<HadamardOp>();
   if (!producer || producer.getKind() != getKind() ||
-      producer.getSize() != getSize() ||
+      producer.getSize() != getSize() || producer.getStride() != getStride() ||
       producer.getSignsAttr() != getSignsAttr() ||
       producer.getSeedAttr() != getSeedAttr())
     return {};

@@ -328,13 +328,13 @@ LogicalResult RegistersOp::verify() {
 LogicalResult HadamardOp::verify() {
   RankedTensorType input = getInput().getType();
   int64_t width = input.getRank() ? input.getShape().back() : 0;
-  int64_t size = getSize();
+  int64_t size = getSize(), stride = getStride();
   // hadamard_c1
   if (input.getRank() < 1 || ShapedType::isDynamic(width) || size <= 0 ||
-      width % size != 0)
-    return emitOpError("(hadamard_c1) expects a positive size dividing the "
-                       "static last dimension, got size ")
-           << size << " for " << input;
+      stride <= 0 || width % (size * stride) != 0)
+    return emitOpError("(hadamard_c1) expects a positive size (times the "
+                       "stride) dividing the static last dimension, got size ")
+           << size << " and stride " << stride << " for " << input;
   // hadamard_c2
   switch (getKind()) {
   case HadamardKind::walsh:

@@ -262,18 +262,24 @@ def W4A4_HadamardOp : W4A4_Op<"hadamard",
     `random_orthogonal` (a seeded random orthogonal matrix in place of
     `H / sqrt(size)`). When `size` is smaller than the last axis the
     transform is block-diagonal: the same block on every run of `size`
-    features. The signs `s` (over the whole last axis) are given as `signs`
-    or drawn from `seed`; without either they are all +1. `inverse` applies
-    `Q^T` instead: `y = (x H^T / sqrt(size)) * s`.
+    features. With `stride` k > 1 the transform acts across elements k apart
+    instead (element `j + k*i` of each run of `size * k` is entry i of
+    vector j): with k = head_dim and size = heads it is QuaRot's cross-head
+    Hadamard `H_heads (x) I`. The signs `s` (over the whole last axis) are
+    given as `signs` or drawn from `seed` (SplitMix64, see the runtime);
+    without either they are all +1. `inverse` applies `Q^T` instead:
+    `y = (x H^T / sqrt(size)) * s`.
 
     ```mlir
     %y = w4a4.hadamard walsh(64) %x {seed = 7 : i64} : tensor<?x?x64xf32>
     %z = w4a4.hadamard kronecker(192) %x inverse : tensor<?x?x192xf32>
+    %c = w4a4.hadamard walsh(4) %a {stride = 64 : i64} : tensor<?x?x256xf32>
     ```
   }];
   let arguments = (ins W4A4_FloatTensor:$input, W4A4_HadamardKind:$kind,
                        I64Attr:$size, OptionalAttr<DenseI8ArrayAttr>:$signs,
-                       OptionalAttr<I64Attr>:$seed, UnitAttr:$inverse);
+                       OptionalAttr<I64Attr>:$seed, UnitAttr:$inverse,
+                       DefaultValuedAttr<I64Attr, "1">:$stride);
   let results = (outs W4A4_FloatTensor:$result);
   let assemblyFormat = [{
     $kind `(` $size `)` $input (`inverse` $inverse^)? attr-dict `:` type($input)

@@ -3,6 +3,7 @@
 #include "runtime/executor/Executor.h"
 
 #include "dialects/W4A4/W4A4Ops.h"
+#include "w4a4/runtime/Hadamard.h"
 #include "w4a4/runtime/IntGemm.h"
 #include "w4a4/runtime/Kernels.h"
 
@@ -293,6 +294,25 @@ Executor::run(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
               rt::quantizeRows(x.f32, rowsOf(x), x.shape.back(), q.getBits(),
                                q.getClipRatio().convertToDouble(),
                                out.mutableF32());
+              return out;
+            })
+            .Case<HadamardOp>([&](HadamardOp h) -> llvm::Expected<HostTensor> {
+              HostTensor &x = get(h.getInput());
+              if (h.getKind() == HadamardKind::random_orthogonal)
+                return opError(op, "random_orthogonal has no kernel yet");
+              int64_t width = x.shape.back();
+              std::vector<float> signs;
+              if (std::optional<ArrayRef<int8_t>> s = h.getSigns())
+                for (int8_t v : *s)
+                  signs.push_back(v);
+              else if (std::optional<uint64_t> seed = h.getSeed())
+                signs = rt::seededSigns(*seed, width);
+              HostTensor out = HostTensor::zerosF32(x.shape);
+              if (!rt::hadamardRows(x.f32, rowsOf(x), width, h.getSize(),
+                                    signs.empty() ? nullptr : signs.data(),
+                                    h.getInverse(), out.mutableF32(),
+                                    h.getStride()))
+                return opError(op, "no Hadamard matrix of this size");
               return out;
             })
             .Case<QLinearOp>([&](QLinearOp q) -> llvm::Expected<HostTensor> {

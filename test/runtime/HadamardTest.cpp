@@ -6,6 +6,7 @@
 
 #include <bitset>
 #include <cmath>
+#include <limits>
 #include <random>
 
 using namespace w4a4::rt;
@@ -117,6 +118,111 @@ TEST(Hadamard, FastWalshMatchesFloat64Reference) {
     }
     EXPECT_LE(std::sqrt(err / norm), 1e-6);
   }
+}
+
+} // namespace
+
+namespace {
+
+/// x Q with Q = diag(s) blockdiag(H) / sqrt(size), in float64, densely.
+std::vector<double> denseRotate(const std::vector<float> &x, int64_t rows,
+                                int64_t width, int64_t size,
+                                const std::vector<float> &signs, bool inverse) {
+  std::vector<int8_t> h = buildHadamardMatrix(size);
+  std::vector<double> y(rows * width, 0.0);
+  double norm = 1.0 / std::sqrt(double(size));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < width / size; ++b)
+      for (int64_t j = 0; j < size; ++j) {
+        double acc = 0;
+        for (int64_t i = 0; i < size; ++i) {
+          double xi = x[r * width + b * size + i];
+          if (!inverse)
+            acc += xi * signs[b * size + i] * h[i * size + j];
+          else
+            acc += xi * h[j * size + i]; // H^T
+        }
+        y[r * width + b * size + j] =
+            inverse ? acc * norm * signs[b * size + j] : acc * norm;
+      }
+  return y;
+}
+
+TEST(Hadamard, RotateRowsMatchesDenseFloat64) {
+  std::mt19937_64 rng(std::random_device{}());
+  std::normal_distribution<float> normal;
+  struct Case {
+    int64_t width, size;
+  };
+  for (Case c : {Case{64, 64}, Case{192, 64}, Case{192, 192}, Case{768, 768},
+                 Case{40, 20}}) {
+    SCOPED_TRACE(c.width);
+    int64_t rows = 3;
+    std::vector<float> x(rows * c.width);
+    for (float &v : x)
+      v = normal(rng);
+    std::vector<float> signs = seededSigns(11, c.width);
+    for (bool inverse : {false, true}) {
+      std::vector<float> y(x.size(), std::numeric_limits<float>::quiet_NaN());
+      ASSERT_TRUE(hadamardRows(x.data(), rows, c.width, c.size, signs.data(),
+                               inverse, y.data()));
+      std::vector<double> ref =
+          denseRotate(x, rows, c.width, c.size, signs, inverse);
+      double err = 0, norm = 0;
+      for (size_t i = 0; i < y.size(); ++i) {
+        err += (y[i] - ref[i]) * (y[i] - ref[i]);
+        norm += ref[i] * ref[i];
+      }
+      EXPECT_LE(std::sqrt(err / norm), 1e-6);
+    }
+    // Q then Q^T is the identity.
+    std::vector<float> y(x.size()), z(x.size());
+    hadamardRows(x.data(), rows, c.width, c.size, signs.data(), false,
+                 y.data());
+    hadamardRows(y.data(), rows, c.width, c.size, signs.data(), true, z.data());
+    for (size_t i = 0; i < x.size(); ++i)
+      EXPECT_NEAR(z[i], x[i], 1e-5);
+  }
+  std::vector<float> x(92);
+  EXPECT_FALSE(hadamardRows(x.data(), 1, 92, 92, nullptr, false, x.data()));
+}
+
+TEST(Hadamard, SeededSignsAreSplitMix64TopBits) {
+  // SplitMix64 from state 0: first outputs 0xE220A8397B1DCDAF (top bit set),
+  // 0x6E789E6AA1B965F4 (clear), 0x06C45D188009454F (clear).
+  std::vector<float> s = seededSigns(0, 3);
+  EXPECT_EQ(s[0], -1.0f);
+  EXPECT_EQ(s[1], 1.0f);
+  EXPECT_EQ(s[2], 1.0f);
+}
+
+} // namespace
+
+namespace {
+
+TEST(Hadamard, StridedIsCrossHeadKronecker) {
+  // Stride k, size h: x (H_h (x) I_k) / sqrt(h) on each run of h * k.
+  std::mt19937_64 rng(std::random_device{}());
+  std::normal_distribution<float> normal;
+  int64_t heads = 4, k = 16, width = 2 * heads * k;
+  std::vector<float> x(width);
+  for (float &v : x)
+    v = normal(rng);
+  std::vector<float> y(width, std::numeric_limits<float>::quiet_NaN());
+  ASSERT_TRUE(
+      hadamardRows(x.data(), 1, width, heads, nullptr, false, y.data(), k));
+  std::vector<int8_t> h = buildHadamardMatrix(heads);
+  for (int64_t run = 0; run < 2; ++run)
+    for (int64_t c = 0; c < heads; ++c)
+      for (int64_t d = 0; d < k; ++d) {
+        double acc = 0;
+        for (int64_t a = 0; a < heads; ++a)
+          acc += double(x[run * heads * k + a * k + d]) * h[a * heads + c];
+        EXPECT_NEAR(y[run * heads * k + c * k + d],
+                    acc / std::sqrt(double(heads)), 1e-5);
+      }
+  EXPECT_FALSE(
+      hadamardRows(x.data(), 1, width, heads, nullptr, false, y.data(), 3));
 }
 
 } // namespace

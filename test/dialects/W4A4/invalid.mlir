@@ -318,7 +318,7 @@ func.func @registers_c4(%x: tensor<1x?x64xf32>, %r: tensor<4x64xbf16>) -> tensor
 // -----
 
 func.func @hadamard_c1(%x: tensor<?x?x96xf32>) -> tensor<?x?x96xf32> {
-  // expected-error @+1 {{(hadamard_c1) expects a positive size dividing the static last dimension, got size 64}}
+  // expected-error @+1 {{(hadamard_c1) expects a positive size (times the stride) dividing the static last dimension, got size 64 and stride 1}}
   %y = w4a4.hadamard walsh(64) %x : tensor<?x?x96xf32>
   return %y : tensor<?x?x96xf32>
 }
@@ -326,9 +326,17 @@ func.func @hadamard_c1(%x: tensor<?x?x96xf32>) -> tensor<?x?x96xf32> {
 // -----
 
 func.func @hadamard_c1_dynamic(%x: tensor<?x?xf32>) -> tensor<?x?xf32> {
-  // expected-error @+1 {{(hadamard_c1) expects a positive size dividing the static last dimension}}
+  // expected-error @+1 {{(hadamard_c1) expects a positive size (times the stride) dividing the static last dimension}}
   %y = w4a4.hadamard walsh(64) %x : tensor<?x?xf32>
   return %y : tensor<?x?xf32>
+}
+
+// -----
+
+func.func @hadamard_c1_stride(%x: tensor<?x96xf32>) -> tensor<?x96xf32> {
+  // expected-error @+1 {{(hadamard_c1) expects a positive size (times the stride) dividing the static last dimension, got size 4 and stride 32}}
+  %y = w4a4.hadamard walsh(4) %x {stride = 32 : i64} : tensor<?x96xf32>
+  return %y : tensor<?x96xf32>
 }
 
 // -----

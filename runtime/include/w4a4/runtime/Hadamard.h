@@ -53,6 +53,23 @@ std::vector<int8_t> buildHadamardMatrix(int64_t n);
 /// with H_n the Sylvester matrix. n must be a power of two.
 void fastWalshHadamard(float *x, int64_t n);
 
+/// Signs from a seed (DESIGN.md's randomized Hadamard): s_i = -1 when the
+/// (i+1)-th output of SplitMix64 started at state `seed` has its top bit set,
+/// else +1. The reference evaluator uses the same generator.
+std::vector<float> seededSigns(uint64_t seed, int64_t n);
+
+/// y = x Q per row of x [rows, width], Q = diag(signs) blockdiag(H) /
+/// sqrt(size) with H the Hadamard matrix of order `size` (which divides
+/// width); `inverse` applies Q^T: y = (x blockdiag(H^T) / sqrt(size)) * signs.
+/// `signs` (length width) may be null (all +1). With stride k > 1 each
+/// transform acts on the elements j + k*i (i < size) of a run of size * k
+/// elements (the cross-head Hadamard H_heads (x) I for k = head_dim).
+/// Returns false when no Hadamard matrix of order `size` exists or the
+/// width is not a multiple of size * stride. x and y may alias.
+bool hadamardRows(const float *x, int64_t rows, int64_t width, int64_t size,
+                  const float *signs, bool inverse, float *y,
+                  int64_t stride = 1);
+
 } // namespace w4a4::rt
 
 #endif // W4A4_RUNTIME_HADAMARD_H
