@@ -4,6 +4,7 @@
 #include "dialects/W4A4/W4A4Utils.h"
 #include "passes/Passes.h"
 #include "passes/Sites.h"
+#include "w4a4/runtime/IntGemm.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
@@ -52,28 +53,6 @@ void rtn(const std::vector<double> &w, int64_t out, int64_t in, int bits,
     }
 }
 
-/// The IR's packed layout (QLinearOp): 8/bits codes per byte for 2 and 4
-/// bits, lowest bits first; else one two's-complement code per byte.
-std::vector<int8_t> pack(const std::vector<int> &codes, int64_t out, int64_t in,
-                         int bits, int64_t &rowBytes) {
-  int64_t perByte = QLinearOp::getCodesPerByte(bits);
-  rowBytes = (in + perByte - 1) / perByte;
-  std::vector<int8_t> packed(out * rowBytes, 0);
-  for (int64_t o = 0; o < out; ++o)
-    for (int64_t i = 0; i < in; ++i) {
-      int c = codes[o * in + i];
-      if (perByte == 1) {
-        packed[o * rowBytes + i] = static_cast<int8_t>(c);
-        continue;
-      }
-      uint8_t raw = static_cast<uint8_t>(c & ((1 << bits) - 1));
-      uint8_t &byte =
-          reinterpret_cast<uint8_t &>(packed[o * rowBytes + i / perByte]);
-      byte |= static_cast<uint8_t>(raw << ((i % perByte) * bits));
-    }
-  return packed;
-}
-
 struct QuantizeWeightsPass
     : mlir::w4a4::impl::W4A4QuantizeWeightsBase<QuantizeWeightsPass> {
   using Base::Base;
@@ -119,8 +98,10 @@ struct QuantizeWeightsPass
     std::vector<int> codes;
     std::vector<float> scales;
     rtn(*values, out, in, bits, group, static_cast<float>(clip), codes, scales);
-    int64_t rowBytes;
-    std::vector<int8_t> packed = pack(codes, out, in, bits, rowBytes);
+    int64_t perByte = QLinearOp::getCodesPerByte(bits);
+    int64_t rowBytes = (in + perByte - 1) / perByte;
+    std::vector<int8_t> packed =
+        ::w4a4::rt::packCodes(codes.data(), out, in, bits);
     OpBuilder b(weight);
     b.setInsertionPointAfter(weight);
     int64_t groups = group ? in / group : 1;

@@ -46,6 +46,26 @@ void quantizeActivations(const float *x, int64_t rows, int64_t cols, int bits,
   }
 }
 
+std::vector<int8_t> packCodes(const int *codes, int64_t out, int64_t in,
+                              int bits) {
+  int64_t perByte = (bits == 2 || bits == 4) ? 8 / bits : 1;
+  int64_t rowBytes = (in + perByte - 1) / perByte;
+  std::vector<int8_t> packed(out * rowBytes, 0);
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t i = 0; i < in; ++i) {
+      int c = codes[o * in + i];
+      int8_t &byte = packed[o * rowBytes + i / perByte];
+      if (perByte == 1) {
+        byte = static_cast<int8_t>(c);
+        continue;
+      }
+      uint8_t raw = static_cast<uint8_t>(c & ((1 << bits) - 1));
+      byte = static_cast<int8_t>(static_cast<uint8_t>(byte) |
+                                 (raw << ((i % perByte) * bits)));
+    }
+  return packed;
+}
+
 Status packWeights(const int8_t *irCodes, const float *scales, int64_t out,
                    int64_t in, int bits, int64_t group, PackedWeights &w) {
   if (bits < 2 || bits > 8)

@@ -166,6 +166,26 @@ TEST(IntGemm, ActivationQuantizationFollowsTheSpec) {
   EXPECT_EQ(q.codes[63], 8); // padding holds the bias, i.e. code 0
 }
 
+TEST(IntGemm, PackUnpackRoundTrip) {
+  for (int bits : {2, 3, 4, 8}) {
+    int64_t out = 3, in = 13;
+    std::vector<int> codes;
+    auto ir = randomIrCodes(out, in, bits, codes);
+    // packCodes writes the layout randomIrCodes builds by hand.
+    EXPECT_EQ(packCodes(codes.data(), out, in, bits), ir) << bits;
+    std::vector<float> scales(out, 1.0f);
+    PackedWeights w;
+    ASSERT_TRUE(
+        packWeights(ir.data(), scales.data(), out, in, bits, 0, w).ok());
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t i = 0; i < in; ++i)
+        EXPECT_EQ(w.codes[o * w.stride + i], codes[o * in + i]) << bits;
+  }
+  // The extremes of the 4-bit range: -8 = 0x8 and 7 = 0x7 in one byte.
+  std::vector<int> extremes = {-8, 7};
+  EXPECT_EQ(packCodes(extremes.data(), 1, 2, 4), std::vector<int8_t>{0x78});
+}
+
 TEST(IntGemm, BadInputsAreErrors) {
   std::vector<int8_t> ir = {5,
                             0}; // 3-bit codes, one per byte: 5 is out of range

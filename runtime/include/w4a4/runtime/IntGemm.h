@@ -42,6 +42,12 @@ struct PackedWeights {
   std::vector<int32_t> codeSums; // [out, groups]
 };
 
+/// Packs b-bit codes [out, in] in the IR's layout (`w4a4.qlinear`): two's
+/// complement, 8/bits codes per byte for bits 2 and 4 (lowest bits first),
+/// else one code per byte; rows of ceil(in / codes_per_byte) bytes.
+std::vector<int8_t> packCodes(const int *codes, int64_t out, int64_t in,
+                              int bits);
+
 /// Unpacks the IR's weight codes (`w4a4.qlinear`: two's complement, 8/bits
 /// codes per byte for bits 2 and 4, lowest bits first, else one per byte)
 /// and checks that every code is in range.
