@@ -112,7 +112,8 @@ def main():
         print(json.dumps(results[-1], default=str))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"model": name, "results": results}, f, indent=2, default=str)
+            json.dump({"model": name, "ctx": args.ctx, "stride": args.stride, "max_tokens": args.max_tokens,
+                       "calib_windows": args.calib_windows, "results": results}, f, indent=2, default=str)
             f.write("\n")
 
 

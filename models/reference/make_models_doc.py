@@ -98,19 +98,19 @@ def main():
       "and Hessians from the fp transformed model), 4-bit per-token dynamic activations at the four "
       "sites (register positions stay fp), lm_head and embedding fp. SmoothQuant alpha 0.5; QuaRot "
       "seed 0 (readers: residual rotation only; full: plus online Hadamards at o_proj and w2 inputs). "
-      "Calibration: 32 windows of 256 tokens of the calibration split. PPL: ctx 256, stride 128, first "
-      "65,536 validation tokens. Reproduce a model's rows with "
-      "`/usr/bin/python3 models/reference/evaluate.py models/zoo/<name> --table`, a single cell with e.g. "
-      "`... --wbits 4 --abits 4 --method gptq --rotate full`.\n")
+      "Calibration: 32 windows of 256 tokens of the calibration split. PPL: ctx 256, stride 128, on the "
+      "first validation tokens (count in the table). Reproduce a model's rows with "
+      "`/usr/bin/python3 models/reference/evaluate.py models/zoo/<name> --table --max-tokens N`, a single "
+      "cell with e.g. `... --wbits 4 --abits 4 --method gptq --rotate full`.\n")
     tables = [n for n in TRAINED if os.path.exists(os.path.join(ROOT, "docs/models", n + "-w4a4.json"))]
     if tables:
-        w("| model | FP32 | " + " | ".join("%s %s" % (r, m) for r in ("RTN", "+SmoothQuant", "+QuaRot readers",
-                                                              "+QuaRot full") for m in ("RTN", "GPTQ")) + " |")
-        w("| --- |" + " ---: |" * 9)
+        w("| model | tokens | FP32 | " + " | ".join("%s %s" % (r, m) for r in ("RTN", "+SmoothQuant", "+QuaRot readers",
+                                                                "+QuaRot full") for m in ("RTN", "GPTQ")) + " |")
+        w("| --- | ---: |" + " ---: |" * 9)
         for name in tables:
             res = load("docs/models/%s-w4a4.json" % name)["results"]
             cells = ["%.2f" % r["ppl"] for r in res]
-            w("| %s | %s |" % (name, " | ".join(cells)))
+            w("| %s | %d | %s |" % (name, res[0]["tokens"], " | ".join(cells)))
         w("\nColumns: row transform, then weight method; every column is W4A4 except FP32.\n")
     w("## Activation statistics\n")
     w("From `models/reference/report.py` on 8 calibration windows (BOS and token positions; registers "
