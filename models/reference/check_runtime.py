@@ -46,6 +46,15 @@ def run_logits(run, onnx_path, ids):
         return np.fromfile(out, dtype=np.float32)
 
 
+def run_ppl(run, model_path, text, tokenizer, tmp):
+    """w4a4-run perplexity of a model on a text (ctx 64, stride 32)."""
+    js = os.path.join(tmp, "r.json")
+    subprocess.run([run, model_path, "--text", text, "--tokenizer", tokenizer, "--ctx", "64", "--stride", "32",
+                    "--json", js], check=True, capture_output=True, text=True)
+    with open(js) as f:
+        return json.load(f)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True, help="path of w4a4-run")
@@ -106,11 +115,7 @@ def main():
         model, _ = load_decoder(d)
         ref = perplexity(model, tokens, sp.bos_id(), 64, 32)
         with tempfile.TemporaryDirectory() as tmp:
-            js = os.path.join(tmp, "r.json")
-            subprocess.run([args.run, os.path.join(d, "model.onnx"), "--text", args.text, "--tokenizer",
-                            args.tokenizer, "--ctx", "64", "--stride", "32", "--json", js],
-                           check=True, capture_output=True, text=True)
-            got = json.load(open(js))
+            got = run_ppl(args.run, os.path.join(d, "model.onnx"), args.text, args.tokenizer, tmp)
         rel = abs(got["ppl"] - ref["ppl"]) / ref["ppl"]
         ok = got["tokens"] == ref["tokens"] and rel <= args.tol
         failed += not ok
@@ -137,13 +142,11 @@ def main():
                 hooks = quant.quantize(p, model.cfg, quant.QuantConfig(wbits=4, abits=4, method="rtn", **options), [])
                 with torch.no_grad():
                     ref = perplexity(lambda ids: quant.forward(p, model.cfg, ids, hooks), tokens, sp.bos_id(), 64, 32)
-                quantized, js = os.path.join(tmp, "q.mlirbc"), os.path.join(tmp, "r.json")
+                quantized = os.path.join(tmp, "q.mlirbc")
                 subprocess.run([opt, raised, "--w4a4-fold-registers"] + passes +
                                ["--w4a4-quantize-weights=bits=4", "--w4a4-quantize-activations=bits=4",
                                 "--emit-bytecode", "-o", quantized], check=True)
-                subprocess.run([args.run, quantized, "--text", args.text, "--tokenizer", args.tokenizer, "--ctx",
-                                "64", "--stride", "32", "--json", js], check=True, capture_output=True, text=True)
-                got = json.load(open(js))
+                got = run_ppl(args.run, quantized, args.text, args.tokenizer, tmp)
                 rel = abs(got["ppl"] - ref["ppl"]) / ref["ppl"]
                 ok = got["tokens"] == ref["tokens"] and rel <= args.quant_tol
                 failed += not ok
