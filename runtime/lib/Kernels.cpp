@@ -128,47 +128,49 @@ void attention(const float *q, const float *k, const float *v, const float *kp,
                int64_t heads, int64_t kvHeads, int64_t headDim, double scale,
                float *out) {
   int64_t group = heads / kvHeads, qWidth = heads * headDim,
-          kvWidth = kvHeads * headDim;
+          kvWidth = kvHeads * headDim, n = prefix + seq;
   float sc = static_cast<float>(scale);
+  // Per (batch, head): S = Q K^T (sgemm over the strided head slices), the
+  // causal softmax row by row, then O = P V (sgemm).
 #pragma omp parallel
   {
-    std::vector<float> scores(prefix + seq);
+    std::vector<float> kh(n * headDim), vh(n * headDim), s(seq * n);
 #pragma omp for collapse(2) schedule(dynamic)
     for (int64_t b = 0; b < batch; ++b)
       for (int64_t h = 0; h < heads; ++h) {
-        int64_t kh = h / group;
-        for (int64_t t = 0; t < seq; ++t) {
-          const float *qv = q + (b * seq + t) * qWidth + h * headDim;
-          int64_t n = prefix + t + 1;
-          float mx = -std::numeric_limits<float>::infinity();
-          for (int64_t j = 0; j < n; ++j) {
-            const float *kv =
-                j < prefix
-                    ? kp + j * kvWidth + kh * headDim
-                    : k + (b * seq + (j - prefix)) * kvWidth + kh * headDim;
-            float dot = 0;
-            for (int64_t d = 0; d < headDim; ++d)
-              dot += qv[d] * kv[d];
-            scores[j] = dot * sc;
-            mx = std::max(mx, scores[j]);
-          }
-          float sum = 0;
-          for (int64_t j = 0; j < n; ++j) {
-            scores[j] = std::exp(scores[j] - mx);
-            sum += scores[j];
-          }
-          float *o = out + (b * seq + t) * qWidth + h * headDim;
-          std::fill(o, o + headDim, 0.0f);
-          for (int64_t j = 0; j < n; ++j) {
-            const float *vv =
-                j < prefix
-                    ? vp + j * kvWidth + kh * headDim
-                    : v + (b * seq + (j - prefix)) * kvWidth + kh * headDim;
-            float p = scores[j] / sum;
-            for (int64_t d = 0; d < headDim; ++d)
-              o[d] += p * vv[d];
-          }
+        int64_t g = h / group;
+        for (int64_t j = 0; j < n; ++j) {
+          const float *ks =
+              j < prefix ? kp + j * kvWidth + g * headDim
+                         : k + (b * seq + j - prefix) * kvWidth + g * headDim;
+          const float *vs =
+              j < prefix ? vp + j * kvWidth + g * headDim
+                         : v + (b * seq + j - prefix) * kvWidth + g * headDim;
+          std::copy(ks, ks + headDim, kh.data() + j * headDim);
+          std::copy(vs, vs + headDim, vh.data() + j * headDim);
         }
+        const float *qh = q + b * seq * qWidth + h * headDim;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, seq, n, headDim,
+                    sc, qh, qWidth, kh.data(), headDim, 0.0f, s.data(), n);
+        for (int64_t t = 0; t < seq; ++t) {
+          float *row = s.data() + t * n;
+          int64_t visible = prefix + t + 1;
+          float mx = -std::numeric_limits<float>::infinity();
+          for (int64_t j = 0; j < visible; ++j)
+            mx = std::max(mx, row[j]);
+          float sum = 0;
+          for (int64_t j = 0; j < visible; ++j) {
+            row[j] = std::exp(row[j] - mx);
+            sum += row[j];
+          }
+          float inv = 1.0f / sum;
+          for (int64_t j = 0; j < visible; ++j)
+            row[j] *= inv;
+          std::fill(row + visible, row + n, 0.0f);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, seq, headDim, n,
+                    1.0f, s.data(), n, vh.data(), headDim, 0.0f,
+                    out + b * seq * qWidth + h * headDim, qWidth);
       }
   }
 }

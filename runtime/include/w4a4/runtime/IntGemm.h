@@ -40,6 +40,9 @@ struct PackedWeights {
   std::vector<int8_t> codes;
   std::vector<float> scales;
   std::vector<int32_t> codeSums; // [out, groups]
+  /// The same codes in VNNI panels: for each block of 16 outputs and each 4
+  /// inputs, 64 bytes (16 outputs x 4 inputs), outputs padded with zeros.
+  std::vector<int8_t> panels;
 };
 
 /// Packs b-bit codes [out, in] in the IR's layout (`w4a4.qlinear`): two's
@@ -61,7 +64,7 @@ bool hasAvx512Vnni();
 
 /// y [rows, out] = the quantized product (+ bias[out]). Auto picks VNNI when
 /// available and the grouping allows it (per channel, or groups of a
-/// multiple of 64); an explicit path that cannot run is an error.
+/// multiple of 4); an explicit path that cannot run is an error.
 Status intGemm(const QuantizedRows &x, const PackedWeights &w,
                const float *bias, float *y, GemmPath path = GemmPath::Auto);
 
