@@ -21,9 +21,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   mlir::MLIRContext context;
   context.disableMultithreading();
   // Raising failures are diagnostics; keep them quiet.
-  mlir::ScopedDiagnosticHandler quiet(&context, [](mlir::Diagnostic &) {
-    return mlir::success();
-  });
+  mlir::ScopedDiagnosticHandler quiet(
+      &context, [](mlir::Diagnostic &) { return mlir::success(); });
   auto module = mlir::w4a4::importOnnxBytes(
       llvm::StringRef(reinterpret_cast<const char *>(data), size), "fuzz.onnx",
       &context);

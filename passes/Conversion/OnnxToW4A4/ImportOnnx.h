@@ -22,8 +22,9 @@ llvm::Expected<OwningOpRef<ModuleOp>> importOnnxFile(llvm::StringRef path,
                                                      MLIRContext *context);
 
 /// Same, from the bytes of an ONNX file named `path` in messages.
-llvm::Expected<OwningOpRef<ModuleOp>>
-importOnnxBytes(llvm::StringRef bytes, llvm::StringRef path, MLIRContext *context);
+llvm::Expected<OwningOpRef<ModuleOp>> importOnnxBytes(llvm::StringRef bytes,
+                                                      llvm::StringRef path,
+                                                      MLIRContext *context);
 
 } // namespace mlir::w4a4
 

@@ -101,7 +101,8 @@ std::optional<Model> readModel(const std::string &path, std::string &error);
 
 /// Same, from the bytes of an ONNX file; `path` names it in messages and
 /// anchors external data (fuzzing and in-memory use).
-std::optional<Model> readModelFromBytes(std::string bytes, const std::string &path,
+std::optional<Model> readModelFromBytes(std::string bytes,
+                                        const std::string &path,
                                         std::string &error);
 
 } // namespace w4a4::onnx_import
