@@ -1,6 +1,7 @@
 //===- Kernels.cpp - CPU kernels of the w4a4 ops --------------------------===//
 
 #include "w4a4/runtime/Kernels.h"
+#include "w4a4/runtime/IntGemm.h"
 
 #include <cblas.h>
 
@@ -224,26 +225,16 @@ Status registers(RegisterMode mode, const float *x, const float *regs,
 
 void quantizeRows(const float *x, int64_t rows, int64_t cols, int bits,
                   double clip, float *out) {
-  float qmax = static_cast<float>((1 << (bits - 1)) - 1);
-  float clipf = static_cast<float>(clip);
+  // One definition of the quantizer: the integer path's codes, dequantized.
+  QuantizedRows q;
+  quantizeActivations(x, rows, cols, bits, clip, q);
+  int bias = 1 << (bits - 1);
 #pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float *xr = x + r * cols;
-    float *o = out + r * cols;
-    float mx = 0;
+  for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c)
-      mx = std::max(mx, std::fabs(xr[c]));
-    float s = clipf * mx / qmax;
-    for (int64_t c = 0; c < cols; ++c) {
-      if (s == 0) {
-        o[c] = 0;
-        continue;
-      }
-      float q = std::nearbyint(xr[c] / s); // round half to even (default mode)
-      q = std::min(std::max(q, -qmax - 1), qmax);
-      o[c] = q * s;
-    }
-  }
+      out[r * cols + c] =
+          static_cast<float>(int(q.codes[r * q.stride + c]) - bias) *
+          q.scales[r];
 }
 
 } // namespace w4a4::rt
