@@ -14,6 +14,9 @@ namespace mlir::w4a4 {
 #define GEN_PASS_REGISTRATION
 #include "passes/Passes.h.inc"
 
+/// Registers the named pipelines (w4a4-quantize-pipeline).
+void registerW4A4Pipelines();
+
 } // namespace mlir::w4a4
 
 #endif // W4A4_PASSES_PASSES_H

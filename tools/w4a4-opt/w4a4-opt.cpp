@@ -26,6 +26,7 @@ int main(int argc, char **argv) {
   mlir::registerTransformsPasses();
   mlir::w4a4::registerW4A4Passes();
   mlir::w4a4::registerW4A4ConversionPasses();
+  mlir::w4a4::registerW4A4Pipelines();
 
   return mlir::asMainReturnCode(mlir::MlirOptMain(
       argc, argv, "w4a4 optimizer driver: runs w4a4 passes on MLIR\n",

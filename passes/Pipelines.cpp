@@ -1,0 +1,81 @@
+//===- Pipelines.cpp - named pass pipelines -------------------------------===//
+//
+// w4a4-quantize-pipeline: the standard W4A4 configurations in one line, so a
+// user need not know the pass order (which is written here once).
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Passes.h"
+
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassOptions.h"
+#include "mlir/Pass/PassRegistry.h"
+
+using namespace mlir;
+using namespace mlir::w4a4;
+
+namespace {
+
+struct QuantizePipelineOptions
+    : public PassPipelineOptions<QuantizePipelineOptions> {
+  Option<std::string> rotate{
+      *this, "rotate", llvm::cl::desc("QuaRot mode: none | readers | full"),
+      llvm::cl::init("none")};
+  Option<uint64_t> seed{*this, "seed",
+                        llvm::cl::desc("Seed of the residual rotation's signs"),
+                        llvm::cl::init(0)};
+  Option<int64_t> wbits{*this, "wbits", llvm::cl::desc("Weight bits (RTN)"),
+                        llvm::cl::init(4)};
+  Option<int64_t> group{
+      *this, "group",
+      llvm::cl::desc("Weight group size (0: one scale per output row)"),
+      llvm::cl::init(0)};
+  Option<double> wclip{*this, "wclip", llvm::cl::desc("Weight clip ratio"),
+                       llvm::cl::init(1.0)};
+  Option<int64_t> abits{
+      *this, "abits",
+      llvm::cl::desc("Activation bits (0: floating-point activations)"),
+      llvm::cl::init(4)};
+  Option<double> aclip{*this, "aclip", llvm::cl::desc("Activation clip ratio"),
+                       llvm::cl::init(1.0)};
+  ListOption<std::string> keepFp{
+      *this, "keep-fp",
+      llvm::cl::desc("Sites whose input stays floating point")};
+};
+
+void buildQuantizePipeline(OpPassManager &pm,
+                           const QuantizePipelineOptions &o) {
+  // Registers first: the prefix becomes constant fp32 KV, computed on fp32
+  // weights, and never reaches activation quantization.
+  pm.addPass(createW4A4FoldRegisters());
+  if (o.rotate != "none") {
+    pm.addPass(createW4A4FoldNorms());
+    W4A4RotateOptions rot;
+    rot.mode = o.rotate;
+    rot.seed = o.seed;
+    pm.addPass(createW4A4Rotate(rot));
+  }
+  W4A4QuantizeWeightsOptions w;
+  w.bits = o.wbits;
+  w.group = o.group;
+  w.clip = o.wclip;
+  pm.addPass(createW4A4QuantizeWeights(w));
+  if (o.abits != 0) {
+    W4A4QuantizeActivationsOptions a;
+    a.bits = o.abits;
+    a.clip = o.aclip;
+    a.keepFp.assign(o.keepFp.begin(), o.keepFp.end());
+    pm.addPass(createW4A4QuantizeActivations(a));
+  }
+}
+
+} // namespace
+
+void mlir::w4a4::registerW4A4Pipelines() {
+  PassPipelineRegistration<QuantizePipelineOptions>(
+      "w4a4-quantize-pipeline",
+      "W4A4 in one line: fold registers, optional QuaRot (fold norms + "
+      "rotate), "
+      "RTN weights, per-token activations",
+      buildQuantizePipeline);
+}
