@@ -100,6 +100,31 @@ def W4A4FoldRegisters : Pass<"w4a4-fold-registers", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::w4a4::W4A4Dialect"];
 }
 
+def W4A4SmoothQuant : Pass<"w4a4-smoothquant", "::mlir::ModuleOp"> {
+  let summary = "SmoothQuant: migrate activation outliers into the weights";
+  let description = [{
+    For each site, with input channels j and the stacked weights W of the
+    linears reading it, `s_j = max|X_j|^alpha / max_o|W[o, j]|^(1 - alpha)`
+    (both maxima clamped at >= 1e-5) from calibration; `W -> W diag(s)` and
+    the input is divided by s where it is produced: readers (qkv, w1w3) in the
+    preceding RMSNorm gain (created if absent), o_proj in v_proj's output rows
+    (with GQA one scale per v_proj channel, maxima over every o_proj input
+    channel that reads it; a folded value prefix is scaled too), w2 in w3's
+    output rows. Calibration runs the model on the first `windows` windows of
+    `ctx - 1` ids from `calib` (whitespace-separated token ids), each after
+    `bos`. Needs folded Depth Registers (no register position in the
+    statistics) and unquantized linears.
+  }];
+  let dependentDialects = ["::mlir::w4a4::W4A4Dialect"];
+  let options = [
+    Option<"alpha", "alpha", "double", /*default=*/"0.5", "Migration strength in [0, 1]">,
+    Option<"calib", "calib", "std::string", /*default=*/"\"\"", "File of calibration token ids">,
+    Option<"windows", "windows", "int64_t", /*default=*/"32", "Calibration windows">,
+    Option<"ctx", "ctx", "int64_t", /*default=*/"256", "Window length including BOS">,
+    Option<"bos", "bos", "int64_t", /*default=*/"1", "BOS id">,
+  ];
+}
+
 def W4A4QuantizeWeights : Pass<"w4a4-quantize-weights", "::mlir::ModuleOp"> {
   let summary = "Quantize the block linears' weights to b bits (RTN)";
   let description = [{

@@ -41,6 +41,19 @@ struct QuantizePipelineOptions
   ListOption<std::string> keepFp{
       *this, "keep-fp",
       llvm::cl::desc("Sites whose input stays floating point")};
+  Option<double> smooth{
+      *this, "smooth",
+      llvm::cl::desc("SmoothQuant alpha in [0, 1] (negative: off)"),
+      llvm::cl::init(-1.0)};
+  Option<std::string> calib{
+      *this, "calib", llvm::cl::desc("Calibration token ids for SmoothQuant")};
+  Option<int64_t> calibWindows{
+      *this, "calib-windows", llvm::cl::desc("SmoothQuant calibration windows"),
+      llvm::cl::init(32)};
+  Option<int64_t> calibCtx{
+      *this, "calib-ctx",
+      llvm::cl::desc("SmoothQuant window length including BOS"),
+      llvm::cl::init(256)};
 };
 
 void buildQuantizePipeline(OpPassManager &pm,
@@ -48,6 +61,14 @@ void buildQuantizePipeline(OpPassManager &pm,
   // Registers first: the prefix becomes constant fp32 KV, computed on fp32
   // weights, and never reaches activation quantization.
   pm.addPass(createW4A4FoldRegisters());
+  if (o.smooth >= 0) {
+    W4A4SmoothQuantOptions sq;
+    sq.alpha = o.smooth;
+    sq.calib = o.calib;
+    sq.windows = o.calibWindows;
+    sq.ctx = o.calibCtx;
+    pm.addPass(createW4A4SmoothQuant(sq));
+  }
   if (o.rotate != "none") {
     pm.addPass(createW4A4FoldNorms());
     W4A4RotateOptions rot;

@@ -124,8 +124,15 @@ def main():
             name, got["ppl"], got["tokens"], ref["ppl"], ref["tokens"], rel, "ok" if ok else "FAIL"), flush=True)
     opt = args.opt or os.path.join(os.path.dirname(args.run), "w4a4-opt")
     importer = os.path.join(os.path.dirname(args.run), "w4a4-import")
+    # SmoothQuant calibrates on the first 8 windows of 63 sample tokens (+ BOS),
+    # in the compiler (an ids file) and in the reference alike.
+    calib_ids = os.path.join(tempfile.gettempdir(), "w4a4-check-calib-%d.txt" % os.getpid())
+    with open(calib_ids, "w") as f:
+        f.write(" ".join(map(str, tokens)))
+    calib = [torch.tensor([[sp.bos_id()] + tokens[i * 63:(i + 1) * 63]], dtype=torch.long) for i in range(8)]
     configs = {  # compiler passes after fold-registers, and the reference's options
         "rtn": ([], {}),
+        "smoothquant": (["--w4a4-smoothquant=alpha=0.5 calib=%s windows=8 ctx=64" % calib_ids], {"smooth": 0.5}),
         "quarot-readers": (["--w4a4-fold-norms", "--w4a4-rotate=mode=readers seed=0"], {"rotate": "readers"}),
         "quarot-full": (["--w4a4-fold-norms", "--w4a4-rotate=mode=full seed=0"], {"rotate": "full"}),
     }
@@ -139,7 +146,8 @@ def main():
             subprocess.run([importer, os.path.join(d, "model.onnx"), "--emit-bytecode", "-o", raised], check=True)
             for cname, (passes, options) in configs.items():
                 p = quant.params_from_decoder(model)
-                hooks = quant.quantize(p, model.cfg, quant.QuantConfig(wbits=4, abits=4, method="rtn", **options), [])
+                hooks = quant.quantize(p, model.cfg, quant.QuantConfig(wbits=4, abits=4, method="rtn", **options),
+                                       calib)
                 with torch.no_grad():
                     ref = perplexity(lambda ids: quant.forward(p, model.cfg, ids, hooks), tokens, sp.bos_id(), 64, 32)
                 quantized = os.path.join(tmp, "q.mlirbc")
@@ -153,6 +161,7 @@ def main():
                 checks += 1
                 print("w4a4   %-22s %-15s compiled %9.4f  reference fake-quant %9.4f  rel %.2e  %s" % (
                     name, cname, got["ppl"], ref["ppl"], rel, "ok" if ok else "FAIL"), flush=True)
+    os.remove(calib_ids)
     print("%d passed, %d failed" % (checks - failed, failed))
     sys.exit(1 if failed else 0)
 

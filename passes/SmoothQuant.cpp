@@ -1,0 +1,258 @@
+//===- SmoothQuant.cpp - SmoothQuant scale migration ----------------------===//
+
+#include "dialects/W4A4/W4A4Ops.h"
+#include "dialects/W4A4/W4A4Utils.h"
+#include "passes/Passes.h"
+#include "passes/Sites.h"
+#include "runtime/executor/Executor.h"
+
+#include "mlir/IR/Builders.h"
+#include "llvm/Support/MemoryBuffer.h"
+
+#include <cmath>
+
+namespace mlir::w4a4 {
+#define GEN_PASS_DEF_W4A4SMOOTHQUANT
+#include "passes/Passes.h.inc"
+} // namespace mlir::w4a4
+
+using namespace mlir;
+using namespace mlir::w4a4;
+
+namespace {
+
+struct SmoothQuantPass
+    : mlir::w4a4::impl::W4A4SmoothQuantBase<SmoothQuantPass> {
+  using Base::Base;
+
+  /// Reads a weight as doubles; replaces it in place after `fn`.
+  LogicalResult update(Value v,
+                       llvm::function_ref<void(std::vector<double> &)> fn) {
+    auto w = v.getDefiningOp<WeightOp>();
+    std::optional<std::vector<double>> values =
+        w ? readFloats(w.getValue()) : std::nullopt;
+    if (!values)
+      return v.getDefiningOp()->emitError(
+          "w4a4-smoothquant: not a readable w4a4.weight");
+    fn(*values);
+    std::vector<float> f(values->begin(), values->end());
+    OpBuilder b(w);
+    WeightOp nw =
+        createF32Weight(b, w.getLoc(), w.getName(), w.getType().getShape(), f);
+    w.replaceAllUsesWith(nw.getResult());
+    w.erase();
+    return success();
+  }
+
+  std::optional<std::vector<double>> weightValues(Value v) {
+    auto w = v.getDefiningOp<WeightOp>();
+    return w ? readFloats(w.getValue()) : std::nullopt;
+  }
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    if (!(alpha >= 0.0 && alpha <= 1.0)) {
+      module.emitError("w4a4-smoothquant: alpha must be in [0, 1], got ")
+          << static_cast<double>(alpha);
+      return signalPassFailure();
+    }
+    bool blocked = false;
+    module.walk([&](Operation *op) {
+      if (isa<RegistersOp>(op)) {
+        op->emitError("w4a4-smoothquant: run w4a4-fold-registers first");
+        blocked = true;
+      } else if (isa<QLinearOp>(op)) {
+        op->emitError("w4a4-smoothquant: smooth before quantizing");
+        blocked = true;
+      }
+    });
+    if (blocked)
+      return signalPassFailure();
+    auto buffer = llvm::MemoryBuffer::getFile(std::string(calib));
+    if (!buffer) {
+      module.emitError("w4a4-smoothquant: cannot read calib file '")
+          << std::string(calib) << "'";
+      return signalPassFailure();
+    }
+    std::vector<int64_t> ids;
+    SmallVector<StringRef> parts;
+    (*buffer)->getBuffer().split(parts, ' ', -1, false);
+    for (StringRef p : parts) {
+      int64_t v;
+      if (!p.trim().getAsInteger(10, v))
+        ids.push_back(v);
+    }
+    int64_t n = ctx - 1;
+    if (n <= 0 || windows <= 0 || static_cast<int64_t>(ids.size()) < n) {
+      module.emitError("w4a4-smoothquant: need ctx >= 2, windows >= 1 and at "
+                       "least ctx - 1 ids");
+      return signalPassFailure();
+    }
+
+    // Site inputs and their consumers.
+    llvm::MapVector<Value, SmallVector<LinearOp>> sites;
+    module.walk([&](LinearOp lin) {
+      Site s = classifySite(lin);
+      if (s == Site::QKV || s == Site::W1W3 || s == Site::OProj ||
+          s == Site::W2)
+        sites[lin.getInput()].push_back(lin);
+    });
+    llvm::DenseMap<Value, std::vector<double>> absmax;
+    auto executor = Executor::create(module);
+    if (!executor) {
+      module.emitError("w4a4-smoothquant: ") << toString(executor.takeError());
+      return signalPassFailure();
+    }
+    for (int64_t w = 0;
+         w < windows && (w + 1) * n <= static_cast<int64_t>(ids.size()); ++w) {
+      std::vector<int64_t> window = {bos};
+      window.insert(window.end(), ids.begin() + w * n,
+                    ids.begin() + (w + 1) * n);
+      auto r = (*executor)->run(
+          window, 1, window.size(), [&](Value v, const HostTensor &t) {
+            if (!sites.count(v))
+              return;
+            int64_t width = t.shape.back(), rows = t.numel() / width;
+            std::vector<double> &m = absmax[v];
+            m.resize(width, 0.0);
+            for (int64_t r = 0; r < rows; ++r)
+              for (int64_t c = 0; c < width; ++c)
+                m[c] = std::max(
+                    m[c], std::fabs(static_cast<double>(t.f32[r * width + c])));
+          });
+      if (!r) {
+        module.emitError("w4a4-smoothquant: calibration failed: ")
+            << toString(r.takeError());
+        return signalPassFailure();
+      }
+    }
+    for (auto &[input, linears] : sites)
+      if (failed(smooth(input, linears, absmax[input])))
+        return signalPassFailure();
+    module.walk([&](WeightOp w) {
+      if (w->use_empty())
+        w.erase();
+    });
+  }
+
+  std::vector<double> scalesFor(const std::vector<double> &xmax,
+                                const std::vector<double> &wmax) {
+    std::vector<double> s(xmax.size());
+    for (size_t j = 0; j < s.size(); ++j)
+      s[j] = std::pow(std::max(xmax[j], 1e-5), alpha) /
+             std::pow(std::max(wmax[j], 1e-5), 1.0 - alpha);
+    return s;
+  }
+
+  /// Column maxima of the stacked weights of `linears` ([out, in] each).
+  std::optional<std::vector<double>> columnMax(ArrayRef<LinearOp> linears,
+                                               int64_t in) {
+    std::vector<double> m(in, 0.0);
+    for (LinearOp l : linears) {
+      auto v = weightValues(l.getWeight());
+      if (!v)
+        return std::nullopt;
+      for (size_t k = 0; k < v->size(); ++k)
+        m[k % in] = std::max(m[k % in], std::fabs((*v)[k]));
+    }
+    return m;
+  }
+
+  LogicalResult scaleColumns(LinearOp l, const std::vector<double> &s) {
+    int64_t in = s.size();
+    return update(l.getWeight(), [&](std::vector<double> &v) {
+      for (size_t k = 0; k < v.size(); ++k)
+        v[k] *= s[k % in];
+    });
+  }
+
+  LogicalResult smooth(Value input, ArrayRef<LinearOp> linears,
+                       const std::vector<double> &xmax) {
+    int64_t in = xmax.size();
+    LinearOp first = linears.front();
+    Site site = classifySite(first);
+    auto wmax = columnMax(linears, in);
+    if (!wmax)
+      return first.emitError("w4a4-smoothquant: weights not readable");
+    if (site == Site::QKV || site == Site::W1W3) {
+      std::vector<double> s = scalesFor(xmax, *wmax);
+      auto norm = input.getDefiningOp<RMSNormOp>();
+      if (!norm)
+        return first.emitError(
+            "w4a4-smoothquant: a reader not fed by an RMSNorm");
+      for (LinearOp l : linears)
+        if (failed(scaleColumns(l, s)))
+          return failure();
+      std::vector<double> gain(in, 1.0);
+      if (Value g = norm.getGain()) {
+        auto gv = weightValues(g);
+        if (!gv)
+          return norm.emitError("w4a4-smoothquant: gain not readable");
+        gain = *gv;
+      }
+      std::vector<float> ng(in);
+      for (int64_t j = 0; j < in; ++j)
+        ng[j] = static_cast<float>(gain[j] / s[j]);
+      OpBuilder b(norm);
+      std::string name =
+          norm.getGain()
+              ? norm.getGain().getDefiningOp<WeightOp>().getName().str()
+              : "smoothquant.gain";
+      WeightOp gw = createF32Weight(b, norm.getLoc(), name, {in}, ng);
+      norm.getGainMutable().assign(gw.getResult());
+      return success();
+    }
+    if (site == Site::W2) {
+      auto swiglu = input.getDefiningOp<SwiGLUOp>();
+      auto w3 = swiglu ? swiglu.getUp().getDefiningOp<LinearOp>() : LinearOp();
+      if (!w3)
+        return first.emitError(
+            "w4a4-smoothquant: w2's input is not swiglu(w1 x, w3 x)");
+      std::vector<double> s = scalesFor(xmax, *wmax);
+      for (LinearOp l : linears)
+        if (failed(scaleColumns(l, s)))
+          return failure();
+      int64_t cols = w3.getWeight().getType().getDimSize(1);
+      return update(w3.getWeight(), [&](std::vector<double> &v) {
+        for (size_t k = 0; k < v.size(); ++k)
+          v[k] /= s[k / cols];
+      });
+    }
+    // o_proj: one scale per v_proj channel.
+    auto attn = input.getDefiningOp<AttentionOp>();
+    auto vproj = attn ? attn.getValue().getDefiningOp<LinearOp>() : LinearOp();
+    if (!vproj)
+      return first.emitError(
+          "w4a4-smoothquant: o_proj's input is not attention(v_proj)");
+    int64_t hd = attn.getHeadDim(), kv = attn.getNumKvHeads(),
+            rep = attn.getNumHeads() / kv;
+    std::vector<double> xv(kv * hd, 0.0), wv(kv * hd, 0.0);
+    for (int64_t h = 0; h < kv * rep; ++h)
+      for (int64_t d = 0; d < hd; ++d) {
+        int64_t c = (h / rep) * hd + d;
+        xv[c] = std::max(xv[c], xmax[h * hd + d]);
+        wv[c] = std::max(wv[c], (*wmax)[h * hd + d]);
+      }
+    std::vector<double> s = scalesFor(xv, wv), sIn(in);
+    for (int64_t h = 0; h < kv * rep; ++h)
+      for (int64_t d = 0; d < hd; ++d)
+        sIn[h * hd + d] = s[(h / rep) * hd + d];
+    for (LinearOp l : linears)
+      if (failed(scaleColumns(l, sIn)))
+        return failure();
+    int64_t cols = vproj.getWeight().getType().getDimSize(1);
+    if (failed(update(vproj.getWeight(), [&](std::vector<double> &v) {
+          for (size_t k = 0; k < v.size(); ++k)
+            v[k] /= s[k / cols];
+        })))
+      return failure();
+    if (Value vp = attn.getValuePrefix())
+      return update(vp, [&](std::vector<double> &v) {
+        for (size_t k = 0; k < v.size(); ++k)
+          v[k] /= s[k % (kv * hd)];
+      });
+    return success();
+  }
+};
+
+} // namespace
