@@ -97,20 +97,8 @@ struct RotatePass : mlir::w4a4::impl::W4A4RotateBase<RotatePass> {
 
   /// Replaces the value of weight `w` (in place, same name).
   LogicalResult
-  rewriteWeight(WeightOp w,
-                llvm::function_ref<void(std::vector<double> &)> fn) {
-    std::optional<std::vector<double>> values = readFloats(w.getValue());
-    if (!values)
-      return w.emitError("w4a4-rotate: weight '")
-             << w.getName() << "' is not readable";
-    fn(*values);
-    std::vector<float> f(values->begin(), values->end());
-    OpBuilder b(w);
-    WeightOp nw =
-        createF32Weight(b, w.getLoc(), w.getName(), w.getType().getShape(), f);
-    w.replaceAllUsesWith(nw.getResult());
-    w.erase();
-    return success();
+  rewriteWeight(Value w, llvm::function_ref<void(std::vector<double> &)> fn) {
+    return transformWeight(w, "w4a4-rotate", fn);
   }
 
   void runOnOperation() override {
@@ -260,8 +248,7 @@ struct RotatePass : mlir::w4a4::impl::W4A4RotateBase<RotatePass> {
       return failure();
     if (Value vp = attn.getValuePrefix())
       if (failed(rewriteWeight(
-              vp.getDefiningOp<WeightOp>(),
-              [&](std::vector<double> &v) { perHead.applyRight(v); })))
+              vp, [&](std::vector<double> &v) { perHead.applyRight(v); })))
         return failure();
     Rotation cross = Rotation::blocks(width, heads, hd);
     Rotation queryHeads = Rotation::blocks(width, hd);
@@ -272,11 +259,10 @@ struct RotatePass : mlir::w4a4::impl::W4A4RotateBase<RotatePass> {
         b.getI64IntegerAttr(heads), DenseI8ArrayAttr(), IntegerAttr(),
         UnitAttr(), b.getI64IntegerAttr(hd));
     lin.getInputMutable().assign(had.getResult());
-    return rewriteWeight(lin.getWeight().getDefiningOp<WeightOp>(),
-                         [&](std::vector<double> &v) {
-                           queryHeads.applyRight(v);
-                           cross.applyRight(v);
-                         });
+    return rewriteWeight(lin.getWeight(), [&](std::vector<double> &v) {
+      queryHeads.applyRight(v);
+      cross.applyRight(v);
+    });
   }
 
   /// Online Hadamard at a generator input: h -> h H, W -> W H.
@@ -288,8 +274,8 @@ struct RotatePass : mlir::w4a4::impl::W4A4RotateBase<RotatePass> {
         b.getI64IntegerAttr(h.size), DenseI8ArrayAttr(), IntegerAttr(),
         UnitAttr(), b.getI64IntegerAttr(1));
     lin.getInputMutable().assign(had.getResult());
-    auto w = lin.getWeight().getDefiningOp<WeightOp>();
-    return rewriteWeight(w, [&](std::vector<double> &v) { h.applyRight(v); });
+    return rewriteWeight(lin.getWeight(),
+                         [&](std::vector<double> &v) { h.applyRight(v); });
   }
 };
 

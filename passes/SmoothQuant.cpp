@@ -28,20 +28,7 @@ struct SmoothQuantPass
   /// Reads a weight as doubles; replaces it in place after `fn`.
   LogicalResult update(Value v,
                        llvm::function_ref<void(std::vector<double> &)> fn) {
-    auto w = v.getDefiningOp<WeightOp>();
-    std::optional<std::vector<double>> values =
-        w ? readFloats(w.getValue()) : std::nullopt;
-    if (!values)
-      return v.getDefiningOp()->emitError(
-          "w4a4-smoothquant: not a readable w4a4.weight");
-    fn(*values);
-    std::vector<float> f(values->begin(), values->end());
-    OpBuilder b(w);
-    WeightOp nw =
-        createF32Weight(b, w.getLoc(), w.getName(), w.getType().getShape(), f);
-    w.replaceAllUsesWith(nw.getResult());
-    w.erase();
-    return success();
+    return transformWeight(v, "w4a4-smoothquant", fn);
   }
 
   std::optional<std::vector<double>> weightValues(Value v) {

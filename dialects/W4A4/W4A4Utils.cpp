@@ -77,3 +77,24 @@ WeightOp mlir::w4a4::createI8Weight(OpBuilder &builder, Location loc,
                       RankedTensorType::get(shape, builder.getI8Type()),
                       values);
 }
+
+LogicalResult mlir::w4a4::transformWeight(
+    Value v, StringRef pass,
+    llvm::function_ref<void(std::vector<double> &)> fn) {
+  auto w = v.getDefiningOp<WeightOp>();
+  std::optional<std::vector<double>> values =
+      w ? readFloats(w.getValue()) : std::nullopt;
+  if (!values) {
+    if (Operation *def = v.getDefiningOp())
+      return def->emitError() << pass << ": not a readable w4a4.weight";
+    return emitError(v.getLoc()) << pass << ": not a readable w4a4.weight";
+  }
+  fn(*values);
+  std::vector<float> f(values->begin(), values->end());
+  OpBuilder b(w);
+  WeightOp nw =
+      createF32Weight(b, w.getLoc(), w.getName(), w.getType().getShape(), f);
+  w.replaceAllUsesWith(nw.getResult());
+  w.erase();
+  return success();
+}

@@ -23,6 +23,13 @@ WeightOp createF32Weight(OpBuilder &builder, Location loc, StringRef name,
 WeightOp createI8Weight(OpBuilder &builder, Location loc, StringRef name,
                         ArrayRef<int64_t> shape, ArrayRef<int8_t> values);
 
+/// Replaces the f32 weight defining `v` by one of the same name and shape
+/// holding fn(values) (values read as doubles, written back as f32). Emits
+/// "<pass>: ..." and fails when `v` is not a readable w4a4.weight.
+LogicalResult
+transformWeight(Value v, StringRef pass,
+                llvm::function_ref<void(std::vector<double> &)> fn);
+
 } // namespace mlir::w4a4
 
 #endif // W4A4_DIALECTS_W4A4_W4A4UTILS_H
