@@ -2,6 +2,7 @@
 
 #include "dialects/W4A4/W4A4Ops.h"
 #include "dialects/W4A4/W4A4Utils.h"
+#include "passes/Calibration.h"
 #include "passes/Passes.h"
 
 #include "mlir/IR/Builders.h"
@@ -25,6 +26,8 @@ struct FoldNormsPass : mlir::w4a4::impl::W4A4FoldNormsBase<FoldNormsPass> {
       if (n.getGain())
         norms.push_back(n);
     });
+    if (!norms.empty())
+      dropCalibration(getOperation());
     for (RMSNormOp n : norms)
       if (failed(fold(n)))
         return signalPassFailure();

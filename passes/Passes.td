@@ -100,6 +100,47 @@ def W4A4FoldRegisters : Pass<"w4a4-fold-registers", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::w4a4::W4A4Dialect"];
 }
 
+def W4A4Calibrate : Pass<"w4a4-calibrate", "::mlir::ModuleOp"> {
+  let summary = "Record per-site activation statistics in a side file";
+  let description = [{
+    Runs the floating-point IR through the runtime's executor on calibration
+    windows (the first `windows` runs of `ctx - 1` ids from `calib`, a file of
+    whitespace-separated token ids, each after `bos`) and records for every
+    activation site (the input of the qkv, o_proj, w1w3 and w2 linears) the
+    per-channel max|x| and, with `hessian=true`, the float64 Hessian
+    `X^T X` summed over the calibration positions. The statistics go to the
+    side file `out`; the module names it in the attribute
+    `w4a4.calibration = {file, sites, positions, hessian}` and each block
+    linear carries its site's index (`w4a4.calib_site`). The result depends
+    only on the IR and the ids (no randomness, fixed summation order).
+
+    The statistics describe the IR as it was calibrated: every pass that
+    changes site inputs or weights afterwards (fold-norms, smoothquant,
+    rotate) drops them, and `w4a4-quantize-weights method=gptq` then asks for
+    a new calibration. Needs folded Depth Registers (register positions never
+    enter the statistics) and unquantized linears.
+
+    ```mlir
+    module attributes {w4a4.calibration = {file = "calib.w4a4cal", hessian = true, positions = 8160 : i64, sites = 24 : i64}} {
+      ...
+      %q = w4a4.linear %x, %wq {w4a4.calib_site = 0 : i64} : ...
+    ```
+  }];
+  let dependentDialects = ["::mlir::w4a4::W4A4Dialect"];
+  let options = [
+    Option<"calib", "calib", "std::string", /*default=*/"\"\"", "File of calibration token ids">,
+    Option<"windows", "windows", "int64_t", /*default=*/"32", "Calibration windows">,
+    Option<"ctx", "ctx", "int64_t", /*default=*/"256", "Window length including BOS">,
+    Option<"bos", "bos", "int64_t", /*default=*/"1", "BOS id">,
+    Option<"out", "out", "std::string", /*default=*/"\"\"", "Statistics file to write">,
+    Option<"hessian", "hessian", "bool", /*default=*/"true", "Also record X^T X per site">,
+  ];
+  let statistics = [
+    Statistic<"numSites", "sites", "Activation sites calibrated">,
+    Statistic<"numPositions", "positions", "Calibration positions per site">,
+  ];
+}
+
 def W4A4SmoothQuant : Pass<"w4a4-smoothquant", "::mlir::ModuleOp"> {
   let summary = "SmoothQuant: migrate activation outliers into the weights";
   let description = [{
@@ -123,10 +164,13 @@ def W4A4SmoothQuant : Pass<"w4a4-smoothquant", "::mlir::ModuleOp"> {
     Option<"ctx", "ctx", "int64_t", /*default=*/"256", "Window length including BOS">,
     Option<"bos", "bos", "int64_t", /*default=*/"1", "BOS id">,
   ];
+  let statistics = [
+    Statistic<"numSites", "sites", "Activation sites smoothed">,
+  ];
 }
 
 def W4A4QuantizeWeights : Pass<"w4a4-quantize-weights", "::mlir::ModuleOp"> {
-  let summary = "Quantize the block linears' weights to b bits (RTN)";
+  let summary = "Quantize the block linears' weights to b bits (RTN or GPTQ)";
   let description = [{
     Replaces every `w4a4.linear` of a transformer block (the four sites qkv,
     o_proj, w1w3, w2; not lm_head) by a `w4a4.qlinear` with packed b-bit codes
@@ -134,6 +178,15 @@ def W4A4QuantizeWeights : Pass<"w4a4-quantize-weights", "::mlir::ModuleOp"> {
     group of `group` input columns, `s = clip * max|w| / (2^(b-1) - 1)`,
     `q = clamp(round_half_even(w / s), -2^(b-1), 2^(b-1) - 1)`. Activations
     stay in floating point (`act_bits = 0`) until `w4a4-quantize-activations`.
+
+    `method=gptq` runs GPTQ (Frantar et al.) in float64 with the site's
+    Hessian from `w4a4-calibrate` (which must run after the last transform):
+    columns in blocks of `group` (128 with per-row scales), error feedback
+    through the upper Cholesky factor of `(H + damp * mean(diag H) I)^-1`,
+    optionally in act-order (decreasing `H[j][j]`; per-row scales only).
+    `clip-search` picks, per row or group, the clip ratio of
+    `clip * (1 - 0.025 k)`, k = 0..19, whose RTN error `e` has the smallest
+    output error `e^T H e` (also needs the calibration).
 
     Before:
     ```mlir
@@ -152,6 +205,16 @@ def W4A4QuantizeWeights : Pass<"w4a4-quantize-weights", "::mlir::ModuleOp"> {
     Option<"group", "group", "int64_t", /*default=*/"0",
            "Input columns per scale (0: one scale per output row)">,
     Option<"clip", "clip", "double", /*default=*/"1.0", "Clip ratio in (0, 1]">,
+    Option<"method", "method", "std::string", /*default=*/"\"rtn\"", "rtn | gptq">,
+    Option<"damp", "damp", "double", /*default=*/"0.01",
+           "GPTQ dampening, a fraction of mean(diag H), in (0, 1)">,
+    Option<"actOrder", "act-order", "bool", /*default=*/"false",
+           "GPTQ: quantize columns by decreasing H[j][j]">,
+    Option<"clipSearch", "clip-search", "bool", /*default=*/"false",
+           "Search the clip ratio per row/group by output error">,
+  ];
+  let statistics = [
+    Statistic<"numQuantized", "linears", "Linears quantized">,
   ];
 }
 

@@ -45,14 +45,32 @@ struct QuantizePipelineOptions
       *this, "smooth",
       llvm::cl::desc("SmoothQuant alpha in [0, 1] (negative: off)"),
       llvm::cl::init(-1.0)};
+  Option<std::string> weights{*this, "weights",
+                              llvm::cl::desc("Weight quantizer: rtn | gptq"),
+                              llvm::cl::init("rtn")};
+  Option<double> damp{*this, "damp",
+                      llvm::cl::desc("GPTQ dampening (fraction of mean diag)"),
+                      llvm::cl::init(0.01)};
+  Option<bool> actOrder{*this, "act-order",
+                        llvm::cl::desc("GPTQ columns by decreasing H[j][j]"),
+                        llvm::cl::init(false)};
+  Option<bool> clipSearch{
+      *this, "clip-search",
+      llvm::cl::desc("Search weight clip ratios by output error"),
+      llvm::cl::init(false)};
   Option<std::string> calib{
-      *this, "calib", llvm::cl::desc("Calibration token ids for SmoothQuant")};
-  Option<int64_t> calibWindows{
-      *this, "calib-windows", llvm::cl::desc("SmoothQuant calibration windows"),
-      llvm::cl::init(32)};
+      *this, "calib",
+      llvm::cl::desc("Calibration token ids (SmoothQuant, GPTQ, clip search)")};
+  Option<std::string> calibStats{
+      *this, "calib-stats",
+      llvm::cl::desc("Where w4a4-calibrate writes its statistics (default: "
+                     "<calib>.w4a4cal)")};
+  Option<int64_t> calibWindows{*this, "calib-windows",
+                               llvm::cl::desc("Calibration windows"),
+                               llvm::cl::init(32)};
   Option<int64_t> calibCtx{
       *this, "calib-ctx",
-      llvm::cl::desc("SmoothQuant window length including BOS"),
+      llvm::cl::desc("Calibration window length including BOS"),
       llvm::cl::init(256)};
 };
 
@@ -61,6 +79,11 @@ void buildQuantizePipeline(OpPassManager &pm,
   // Registers first: the prefix becomes constant fp32 KV, computed on fp32
   // weights, and never reaches activation quantization.
   pm.addPass(createW4A4FoldRegisters());
+  // As the reference evaluator: gains are folded before SmoothQuant when a
+  // rotation follows, and again after it (its reader scales go into gains).
+  bool rotate = o.rotate != "none";
+  if (rotate)
+    pm.addPass(createW4A4FoldNorms());
   if (o.smooth >= 0) {
     W4A4SmoothQuantOptions sq;
     sq.alpha = o.smooth;
@@ -68,18 +91,33 @@ void buildQuantizePipeline(OpPassManager &pm,
     sq.windows = o.calibWindows;
     sq.ctx = o.calibCtx;
     pm.addPass(createW4A4SmoothQuant(sq));
+    if (rotate)
+      pm.addPass(createW4A4FoldNorms());
   }
-  if (o.rotate != "none") {
-    pm.addPass(createW4A4FoldNorms());
+  if (rotate) {
     W4A4RotateOptions rot;
     rot.mode = o.rotate;
     rot.seed = o.seed;
     pm.addPass(createW4A4Rotate(rot));
   }
+  // GPTQ's Hessians come from the transformed fp model.
+  if (o.weights == "gptq" || o.clipSearch) {
+    W4A4CalibrateOptions cal;
+    cal.calib = o.calib;
+    cal.windows = o.calibWindows;
+    cal.ctx = o.calibCtx;
+    cal.out =
+        o.calibStats.empty() ? o.calib + ".w4a4cal" : std::string(o.calibStats);
+    pm.addPass(createW4A4Calibrate(cal));
+  }
   W4A4QuantizeWeightsOptions w;
   w.bits = o.wbits;
   w.group = o.group;
   w.clip = o.wclip;
+  w.method = o.weights;
+  w.damp = o.damp;
+  w.actOrder = o.actOrder;
+  w.clipSearch = o.clipSearch;
   pm.addPass(createW4A4QuantizeWeights(w));
   if (o.abits != 0) {
     W4A4QuantizeActivationsOptions a;
@@ -95,8 +133,7 @@ void buildQuantizePipeline(OpPassManager &pm,
 void mlir::w4a4::registerW4A4Pipelines() {
   PassPipelineRegistration<QuantizePipelineOptions>(
       "w4a4-quantize-pipeline",
-      "W4A4 in one line: fold registers, optional QuaRot (fold norms + "
-      "rotate), "
-      "RTN weights, per-token activations",
+      "W4A4 in one line: fold registers, optional SmoothQuant and QuaRot "
+      "(fold norms + rotate), RTN or GPTQ weights, per-token activations",
       buildQuantizePipeline);
 }

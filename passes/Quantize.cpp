@@ -2,9 +2,11 @@
 
 #include "dialects/W4A4/W4A4Ops.h"
 #include "dialects/W4A4/W4A4Utils.h"
+#include "passes/Calibration.h"
 #include "passes/Passes.h"
 #include "passes/Sites.h"
 #include "w4a4/runtime/IntGemm.h"
+#include "w4a4/runtime/WeightQuant.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
@@ -26,33 +28,6 @@ bool isBlockSite(Site s) {
   return s == Site::QKV || s == Site::OProj || s == Site::W1W3 || s == Site::W2;
 }
 
-/// RTN of w [out, in] per row or group (DESIGN.md), in fp32 arithmetic:
-/// s = clip * max|w| / qmax, q = clamp(rne(w / s)). Returns codes [out, in]
-/// and scales [out, groups].
-void rtn(const std::vector<double> &w, int64_t out, int64_t in, int bits,
-         int64_t group, float clip, std::vector<int> &codes,
-         std::vector<float> &scales) {
-  int64_t glen = group ? group : in, groups = in / glen;
-  float qmax = static_cast<float>((1 << (bits - 1)) - 1);
-  codes.assign(out * in, 0);
-  scales.assign(out * groups, 0.0f);
-  for (int64_t o = 0; o < out; ++o)
-    for (int64_t g = 0; g < groups; ++g) {
-      float mx = 0;
-      for (int64_t i = g * glen; i < (g + 1) * glen; ++i)
-        mx = std::max(mx, std::fabs(static_cast<float>(w[o * in + i])));
-      float s = clip * mx / qmax;
-      scales[o * groups + g] = s;
-      if (s == 0)
-        continue;
-      for (int64_t i = g * glen; i < (g + 1) * glen; ++i) {
-        float q = std::nearbyint(static_cast<float>(w[o * in + i]) / s);
-        codes[o * in + i] =
-            static_cast<int>(std::min(std::max(q, -qmax - 1), qmax));
-      }
-    }
-}
-
 struct QuantizeWeightsPass
     : mlir::w4a4::impl::W4A4QuantizeWeightsBase<QuantizeWeightsPass> {
   using Base::Base;
@@ -71,15 +46,53 @@ struct QuantizeWeightsPass
           << static_cast<int64_t>(group);
       return signalPassFailure();
     }
+    if (method != "rtn" && method != "gptq") {
+      module.emitError("w4a4-quantize-weights: method must be rtn or gptq, "
+                       "got '")
+          << std::string(method) << "'";
+      return signalPassFailure();
+    }
+    if (!(damp > 0.0 && damp < 1.0)) {
+      module.emitError("w4a4-quantize-weights: damp must be in (0, 1), got ")
+          << static_cast<double>(damp);
+      return signalPassFailure();
+    }
+    if (actOrder && (method != "gptq" || group != 0)) {
+      module.emitError("w4a4-quantize-weights: act-order needs method=gptq "
+                       "and per-row scales (group=0)");
+      return signalPassFailure();
+    }
     SmallVector<LinearOp> linears;
     module.walk([&](LinearOp op) {
       if (isBlockSite(classifySite(op)))
         linears.push_back(op);
     });
+    if (method == "gptq" || clipSearch) {
+      auto dict = module->getAttrOfType<DictionaryAttr>(kCalibrationAttr);
+      auto file = dict ? dict.getAs<StringAttr>("file") : StringAttr();
+      auto withHessian = dict ? dict.getAs<BoolAttr>("hessian") : BoolAttr();
+      if (!file || !withHessian || !withHessian.getValue()) {
+        module.emitError("w4a4-quantize-weights: ")
+            << (method == "gptq" ? "method=gptq" : "clip-search")
+            << " needs calibration Hessians: run "
+               "w4a4-calibrate (hessian=true) after the last transform";
+        return signalPassFailure();
+      }
+      std::string error;
+      auto loaded = readStatsFile(file.getValue(), error);
+      if (failed(loaded)) {
+        module.emitError("w4a4-quantize-weights: ") << error;
+        return signalPassFailure();
+      }
+      stats = std::move(*loaded);
+    }
     for (LinearOp op : linears)
       if (failed(quantize(op)))
         return signalPassFailure();
+    numQuantized = linears.size();
   }
+
+  std::vector<SiteStats> stats;
 
   LogicalResult quantize(LinearOp op) {
     auto weight = op.getWeight().getDefiningOp<WeightOp>();
@@ -95,9 +108,41 @@ struct QuantizeWeightsPass
              << static_cast<int64_t>(group)
              << " does not divide the input width " << in << " of '"
              << weight.getName() << "'";
-    std::vector<int> codes;
-    std::vector<float> scales;
-    rtn(*values, out, in, bits, group, static_cast<float>(clip), codes, scales);
+    ::w4a4::rt::WeightQuantOptions wq;
+    wq.bits = bits;
+    wq.group = group;
+    wq.clip = clip;
+    wq.clipSearch = clipSearch;
+    wq.damp = damp;
+    wq.actOrder = actOrder;
+    const SiteStats *site = nullptr;
+    if (!stats.empty()) {
+      auto index = op->getAttrOfType<IntegerAttr>(kCalibSiteAttr);
+      if (!index || index.getInt() < 0 ||
+          index.getInt() >= static_cast<int64_t>(stats.size()))
+        return op.emitError("w4a4-quantize-weights: this linear has no "
+                            "calibrated site (w4a4.calib_site); run "
+                            "w4a4-calibrate after the last transform");
+      site = &stats[index.getInt()];
+      if (site->width != in || site->hessian.empty())
+        return op.emitError("w4a4-quantize-weights: the calibration "
+                            "statistics of site ")
+               << index.getInt() << " have width " << site->width
+               << ", the weight '" << weight.getName() << "' reads " << in;
+    }
+    ::w4a4::rt::QuantizedWeights qw;
+    if (method == "gptq") {
+      std::string error;
+      if (!::w4a4::rt::quantizeGptq(*values, out, in, site->hessian, wq, qw,
+                                    error))
+        return op.emitError("w4a4-quantize-weights: GPTQ of '")
+               << weight.getName() << "': " << error;
+    } else {
+      qw = ::w4a4::rt::quantizeRtn(*values, out, in, wq,
+                                   site ? site->hessian.data() : nullptr);
+    }
+    std::vector<int> &codes = qw.codes;
+    std::vector<float> &scales = qw.scales;
     int64_t perByte = QLinearOp::getCodesPerByte(bits);
     int64_t rowBytes = (in + perByte - 1) / perByte;
     std::vector<int8_t> packed =

@@ -2,6 +2,7 @@
 
 #include "dialects/W4A4/W4A4Ops.h"
 #include "dialects/W4A4/W4A4Utils.h"
+#include "passes/Calibration.h"
 #include "passes/Passes.h"
 #include "passes/Sites.h"
 #include "w4a4/runtime/Hadamard.h"
@@ -110,6 +111,7 @@ struct RotatePass : mlir::w4a4::impl::W4A4RotateBase<RotatePass> {
     }
     if (mode == "none")
       return;
+    dropCalibration(module);
     bool gains = false;
     module.walk([&](RMSNormOp n) { gains |= static_cast<bool>(n.getGain()); });
     if (gains) {

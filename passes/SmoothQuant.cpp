@@ -2,12 +2,11 @@
 
 #include "dialects/W4A4/W4A4Ops.h"
 #include "dialects/W4A4/W4A4Utils.h"
+#include "passes/Calibration.h"
 #include "passes/Passes.h"
 #include "passes/Sites.h"
-#include "runtime/executor/Executor.h"
 
 #include "mlir/IR/Builders.h"
-#include "llvm/Support/MemoryBuffer.h"
 
 #include <cmath>
 
@@ -43,76 +42,17 @@ struct SmoothQuantPass
           << static_cast<double>(alpha);
       return signalPassFailure();
     }
-    bool blocked = false;
-    module.walk([&](Operation *op) {
-      if (isa<RegistersOp>(op)) {
-        op->emitError("w4a4-smoothquant: run w4a4-fold-registers first");
-        blocked = true;
-      } else if (isa<QLinearOp>(op)) {
-        op->emitError("w4a4-smoothquant: smooth before quantizing");
-        blocked = true;
-      }
-    });
-    if (blocked)
+    auto sites = collectSites(module);
+    CalibrationWindows cw{calib, windows, ctx, bos};
+    auto stats = calibrateSites(module, "w4a4-smoothquant", cw, sites,
+                                /*hessian=*/false);
+    if (failed(stats))
       return signalPassFailure();
-    auto buffer = llvm::MemoryBuffer::getFile(std::string(calib));
-    if (!buffer) {
-      module.emitError("w4a4-smoothquant: cannot read calib file '")
-          << std::string(calib) << "'";
-      return signalPassFailure();
-    }
-    std::vector<int64_t> ids;
-    SmallVector<StringRef> parts;
-    (*buffer)->getBuffer().split(parts, ' ', -1, false);
-    for (StringRef p : parts) {
-      int64_t v;
-      if (!p.trim().getAsInteger(10, v))
-        ids.push_back(v);
-    }
-    int64_t n = ctx - 1;
-    if (n <= 0 || windows <= 0 || static_cast<int64_t>(ids.size()) < n) {
-      module.emitError("w4a4-smoothquant: need ctx >= 2, windows >= 1 and at "
-                       "least ctx - 1 ids");
-      return signalPassFailure();
-    }
-
-    // Site inputs and their consumers.
-    llvm::MapVector<Value, SmallVector<LinearOp>> sites;
-    module.walk([&](LinearOp lin) {
-      Site s = classifySite(lin);
-      if (s == Site::QKV || s == Site::W1W3 || s == Site::OProj ||
-          s == Site::W2)
-        sites[lin.getInput()].push_back(lin);
-    });
+    dropCalibration(module);
     llvm::DenseMap<Value, std::vector<double>> absmax;
-    auto executor = Executor::create(module);
-    if (!executor) {
-      module.emitError("w4a4-smoothquant: ") << toString(executor.takeError());
-      return signalPassFailure();
-    }
-    for (int64_t w = 0;
-         w < windows && (w + 1) * n <= static_cast<int64_t>(ids.size()); ++w) {
-      std::vector<int64_t> window = {bos};
-      window.insert(window.end(), ids.begin() + w * n,
-                    ids.begin() + (w + 1) * n);
-      auto r = (*executor)->run(
-          window, 1, window.size(), [&](Value v, const HostTensor &t) {
-            if (!sites.count(v))
-              return;
-            int64_t width = t.shape.back(), rows = t.numel() / width;
-            std::vector<double> &m = absmax[v];
-            m.resize(width, 0.0);
-            for (int64_t r = 0; r < rows; ++r)
-              for (int64_t c = 0; c < width; ++c)
-                m[c] = std::max(
-                    m[c], std::fabs(static_cast<double>(t.f32[r * width + c])));
-          });
-      if (!r) {
-        module.emitError("w4a4-smoothquant: calibration failed: ")
-            << toString(r.takeError());
-        return signalPassFailure();
-      }
-    }
+    for (auto &[input, s] : *stats)
+      absmax[input] = std::move(s.absmax);
+    numSites = sites.size();
     for (auto &[input, linears] : sites)
       if (failed(smooth(input, linears, absmax[input])))
         return signalPassFailure();

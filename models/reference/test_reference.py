@@ -141,6 +141,13 @@ class FunctionPreservation(unittest.TestCase):
                 for seed in (0, 7):
                     self.check(name, rotate=mode, seed=seed)
 
+    def test_register_folding(self):
+        # Constant fp KV prefix (the default) and register rows in the
+        # residual stream compute the same function.
+        for fold in (True, False):
+            self.check("tiny_dr_sink", fold_registers=fold)
+            self.check("tiny_dr_sink", rotate="full", fold_registers=fold)
+
     def test_smoothquant_then_rotation(self):
         self.check("tiny_dr_sink", smooth=0.5, rotate="full")
 

@@ -5,7 +5,8 @@ with the C++ side.
 
 Pipeline (quantize()): fold norms (when asked, and always before a rotation)
 -> SmoothQuant (calibrated on the current model) -> QuaRot rotation ->
-calibration of GPTQ Hessians on the transformed fp model -> weight quantization
+Depth-Register folding (constant fp KV prefix from the fp weights, as the
+compiler's w4a4-fold-registers) -> calibration of GPTQ Hessians on the transformed fp model -> weight quantization
 (RTN or GPTQ) of the block linears -> evaluation with per-token dynamic
 activation quantization at the sites. lm_head and embedding stay fp.
 """
@@ -42,6 +43,7 @@ class QuantConfig:
     kv_symmetric: bool = True
     gptq_damp: float = 0.01
     gptq_act_order: bool = False
+    fold_registers: bool = True    # register KV prefix computed with fp weights
 
     def validate(self, cfg):
         if not (2 <= self.wbits <= 8 or self.wbits == 16) or not (self.abits == 0 or 2 <= self.abits <= 8):
@@ -203,19 +205,34 @@ class Hooks:
         return torch.cat([x[:, :, :k], quant(x[:, :, k:])], dim=2)
 
 
-def forward(p, cfg, ids, hooks):
+def register_rows(p, cfg):
+    """Register positions in the residual stream: none once the prefix is
+    folded to constant KV."""
+    return 0 if "_prefix" in p else cfg.registers
+
+
+def forward(p, cfg, ids, hooks, record=None):
+    """Logits [b, t, vocab] of ids [b, t]. With p["_prefix"] (folded Depth
+    Registers) the residual holds token positions only and every layer's
+    attention reads the constant register keys/values first; else the k
+    register vectors occupy prefix positions. `record` collects each layer's
+    post-RoPE (keys, values)."""
     k = cfg.registers
+    prefix = p.get("_prefix") if k else None
+    rows = k if prefix is None else 0     # register rows in h
+    off = k - rows                        # positions before h's first row
     b = ids.shape[0]
     h = p["tok_embeddings.weight"][ids]
-    if k:
+    if rows:
         h = torch.cat([p["registers"][0][None].expand(b, k, cfg.hidden), h], dim=1)
     t = h.shape[1]
-    cos, sin = rope_tables(cfg, t)
-    mask = torch.ones(t, t, dtype=torch.bool).triu(1)
+    cos, sin = rope_tables(cfg, t + off)
+    cos, sin = cos[off:], sin[off:]
+    mask = torch.ones(t, t + off, dtype=torch.bool).triu(1 + off)
     online = p["_online"]
     for l in range(cfg.layers):
         pre = "layers.%d." % l
-        if k and l > 0 and cfg.register_layers == "all":
+        if rows and l > 0 and cfg.register_layers == "all":
             h = torch.cat([h[:, :k] + p["registers"][l], h[:, k:]], dim=1)
         hooks.residual(l, h)
         x = hooks.site("qkv", l, rms_norm(h, p.get(pre + "attention_norm.weight"), cfg.norm_eps))
@@ -224,6 +241,12 @@ def forward(p, cfg, ids, hooks):
         v = (x @ p[pre + "attention.wv.weight"].T).reshape(b, t, cfg.kv_heads, cfg.head_dim).transpose(1, 2)
         q, kk = apply_rope(q, cos, sin), apply_rope(kk, cos, sin)
         kk, v = hooks.kv(kk), hooks.kv(v)
+        if record is not None:
+            record.append((kk, v))
+        if prefix is not None:
+            pk, pv = prefix[l]
+            kk = torch.cat([pk.expand(b, -1, -1, -1), kk], dim=2)
+            v = torch.cat([pv.expand(b, -1, -1, -1), v], dim=2)
         rep = cfg.heads // cfg.kv_heads
         kk = kk.repeat_interleave(rep, dim=1)
         v = v.repeat_interleave(rep, dim=1)
@@ -239,8 +262,20 @@ def forward(p, cfg, ids, hooks):
         if "w2" in online:
             m = m @ online["w2"]
         h = h + hooks.site("w2", l, m) @ p[pre + "feed_forward.w2.weight"].T
-    h = rms_norm(h[:, k:] if k else h, p.get("norm.weight"), cfg.norm_eps)
+    h = rms_norm(h[:, rows:] if rows else h, p.get("norm.weight"), cfg.norm_eps)
     return h @ p["output.weight"].T
+
+
+def fold_registers(p, cfg):
+    """DESIGN's Depth-Register folding: the register prefix sees only itself,
+    so its post-RoPE keys and values are constants, computed here once in
+    floating point on the current (fp) parameters."""
+    if not cfg.registers or "_prefix" in p:
+        return
+    record = []
+    with torch.no_grad():
+        forward(p, cfg, torch.zeros(1, 0, dtype=torch.long), Hooks(None, cfg.registers), record)
+    p["_prefix"] = [(kk.clone(), v.clone()) for kk, v in record]
 
 
 # ----------------------------------------------------------------------------
@@ -263,7 +298,7 @@ def fold_norms(p, cfg):
 
 def calibrate(p, cfg, windows, hessian=False):
     stats = {"_hessian": hessian}
-    hooks = Hooks(None, cfg.registers, stats)
+    hooks = Hooks(None, register_rows(p, cfg), stats)
     with torch.no_grad():
         for ids in windows:
             forward(p, cfg, ids, hooks)
@@ -368,7 +403,9 @@ def quantize(p, cfg, q, calib_windows):
         if q.rotate != "none":
             fold_norms(p, cfg)  # the reader scales went into the norm gains
     rotate(p, cfg, q.rotate, q.seed)
+    if q.fold_registers:
+        fold_registers(p, cfg)  # on fp weights, before weight quantization
     stats = calibrate(p, cfg, calib_windows, hessian=True) if q.method == "gptq" else None
     if q.wbits < 16:
         quantize_weights(p, cfg, q, stats)
-    return Hooks(q, cfg.registers)
+    return Hooks(q, register_rows(p, cfg))

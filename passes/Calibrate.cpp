@@ -1,0 +1,72 @@
+//===- Calibrate.cpp - w4a4-calibrate -------------------------------------===//
+//
+// Runs the fp IR on calibration windows and writes per-site statistics
+// (max|x| per channel, X^T X) to a side file named by the module attribute
+// `w4a4.calibration`; each block linear gets its site's index.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Calibration.h"
+#include "passes/Passes.h"
+
+#include "mlir/IR/Builders.h"
+
+namespace mlir::w4a4 {
+#define GEN_PASS_DEF_W4A4CALIBRATE
+#include "passes/Passes.h.inc"
+} // namespace mlir::w4a4
+
+using namespace mlir;
+using namespace mlir::w4a4;
+
+namespace {
+
+struct CalibratePass : mlir::w4a4::impl::W4A4CalibrateBase<CalibratePass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    if (out.empty()) {
+      module.emitError("w4a4-calibrate: option out=FILE (where the "
+                       "statistics go) is required");
+      return signalPassFailure();
+    }
+    dropCalibration(module);
+    auto sites = collectSites(module);
+    if (sites.empty()) {
+      module.emitError("w4a4-calibrate: no block linear (qkv, o_proj, w1w3, "
+                       "w2) to calibrate");
+      return signalPassFailure();
+    }
+    CalibrationWindows cw{calib, windows, ctx, bos};
+    auto stats = calibrateSites(module, "w4a4-calibrate", cw, sites, hessian);
+    if (failed(stats))
+      return signalPassFailure();
+    std::vector<SiteStats> ordered;
+    Builder b(module.getContext());
+    int64_t rows = 0;
+    for (auto &[input, linears] : sites) {
+      for (LinearOp l : linears)
+        l->setAttr(kCalibSiteAttr, b.getI64IntegerAttr(ordered.size()));
+      ordered.push_back(std::move((*stats)[input]));
+      rows = ordered.back().rows;
+    }
+    std::string error;
+    if (failed(writeStatsFile(out, ordered, error))) {
+      module.emitError("w4a4-calibrate: ") << error;
+      return signalPassFailure();
+    }
+    module->setAttr(
+        kCalibrationAttr,
+        b.getDictionaryAttr({
+            b.getNamedAttr("file", b.getStringAttr(out)),
+            b.getNamedAttr("sites", b.getI64IntegerAttr(ordered.size())),
+            b.getNamedAttr("positions", b.getI64IntegerAttr(rows)),
+            b.getNamedAttr("hessian", b.getBoolAttr(hessian)),
+        }));
+    numSites = ordered.size();
+    numPositions = rows;
+  }
+};
+
+} // namespace
