@@ -8,6 +8,7 @@
 
 #include "passes/Calibration.h"
 #include "passes/Passes.h"
+#include "passes/Report.h"
 
 #include "mlir/IR/Builders.h"
 
@@ -64,8 +65,10 @@ struct CalibratePass : mlir::w4a4::impl::W4A4CalibrateBase<CalibratePass> {
             b.getNamedAttr("positions", b.getI64IntegerAttr(rows)),
             b.getNamedAttr("hessian", b.getBoolAttr(hessian)),
         }));
-    numSites = ordered.size();
-    numPositions = rows;
+    reportFact("file", std::string(out));
+    reportFact("sites", static_cast<int64_t>(ordered.size()));
+    reportFact("positions", rows);
+    reportFact("hessian", static_cast<bool>(hessian));
   }
 };
 

@@ -4,6 +4,7 @@
 #include "dialects/W4A4/W4A4Utils.h"
 #include "passes/Calibration.h"
 #include "passes/Passes.h"
+#include "passes/Report.h"
 
 #include "mlir/IR/Builders.h"
 
@@ -28,6 +29,7 @@ struct FoldNormsPass : mlir::w4a4::impl::W4A4FoldNormsBase<FoldNormsPass> {
     });
     if (!norms.empty())
       dropCalibration(getOperation());
+    reportFact("gains_folded", static_cast<int64_t>(norms.size()));
     for (RMSNormOp n : norms)
       if (failed(fold(n)))
         return signalPassFailure();

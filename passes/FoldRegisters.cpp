@@ -3,6 +3,7 @@
 #include "dialects/W4A4/W4A4Ops.h"
 #include "dialects/W4A4/W4A4Utils.h"
 #include "passes/Passes.h"
+#include "passes/Report.h"
 #include "runtime/executor/Executor.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -118,6 +119,8 @@ struct FoldRegistersPass
       if (w->use_empty())
         w.erase();
     });
+    reportFact("registers", k);
+    reportFact("attentions_with_prefix", static_cast<int64_t>(index));
   }
 };
 

@@ -135,10 +135,6 @@ def W4A4Calibrate : Pass<"w4a4-calibrate", "::mlir::ModuleOp"> {
     Option<"out", "out", "std::string", /*default=*/"\"\"", "Statistics file to write">,
     Option<"hessian", "hessian", "bool", /*default=*/"true", "Also record X^T X per site">,
   ];
-  let statistics = [
-    Statistic<"numSites", "sites", "Activation sites calibrated">,
-    Statistic<"numPositions", "positions", "Calibration positions per site">,
-  ];
 }
 
 def W4A4SmoothQuant : Pass<"w4a4-smoothquant", "::mlir::ModuleOp"> {
@@ -163,9 +159,6 @@ def W4A4SmoothQuant : Pass<"w4a4-smoothquant", "::mlir::ModuleOp"> {
     Option<"windows", "windows", "int64_t", /*default=*/"32", "Calibration windows">,
     Option<"ctx", "ctx", "int64_t", /*default=*/"256", "Window length including BOS">,
     Option<"bos", "bos", "int64_t", /*default=*/"1", "BOS id">,
-  ];
-  let statistics = [
-    Statistic<"numSites", "sites", "Activation sites smoothed">,
   ];
 }
 
@@ -212,9 +205,6 @@ def W4A4QuantizeWeights : Pass<"w4a4-quantize-weights", "::mlir::ModuleOp"> {
            "GPTQ: quantize columns by decreasing H[j][j]">,
     Option<"clipSearch", "clip-search", "bool", /*default=*/"false",
            "Search the clip ratio per row/group by output error">,
-  ];
-  let statistics = [
-    Statistic<"numQuantized", "linears", "Linears quantized">,
   ];
 }
 

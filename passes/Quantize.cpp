@@ -4,6 +4,7 @@
 #include "dialects/W4A4/W4A4Utils.h"
 #include "passes/Calibration.h"
 #include "passes/Passes.h"
+#include "passes/Report.h"
 #include "passes/Sites.h"
 #include "w4a4/runtime/IntGemm.h"
 #include "w4a4/runtime/WeightQuant.h"
@@ -12,6 +13,7 @@
 #include "mlir/IR/Builders.h"
 
 #include <cmath>
+#include <map>
 
 namespace mlir::w4a4 {
 #define GEN_PASS_DEF_W4A4QUANTIZEWEIGHTS
@@ -89,10 +91,25 @@ struct QuantizeWeightsPass
     for (LinearOp op : linears)
       if (failed(quantize(op)))
         return signalPassFailure();
-    numQuantized = linears.size();
+    reportFact("method", std::string(method));
+    reportFact("bits", static_cast<int64_t>(bits));
+    reportFact("group", static_cast<int64_t>(group));
+    reportFact("linears", static_cast<int64_t>(linears.size()));
+    reportFact("weight_bytes_fp32", bytesBefore);
+    reportFact("weight_bytes_quantized", bytesAfter);
+    if (!errorBySite.empty()) {
+      // sum e^T H e / sum w^T H w per site kind: the calibration's view of
+      // how much of each site's output the weight quantization loses.
+      llvm::json::Object rel;
+      for (auto &[name, e] : errorBySite)
+        rel[name] = e.first / std::max(e.second, 1e-300);
+      reportFact("relative_output_error", std::move(rel));
+    }
   }
 
   std::vector<SiteStats> stats;
+  int64_t bytesBefore = 0, bytesAfter = 0;
+  std::map<std::string, std::pair<double, double>> errorBySite;
 
   LogicalResult quantize(LinearOp op) {
     auto weight = op.getWeight().getDefiningOp<WeightOp>();
@@ -141,6 +158,16 @@ struct QuantizeWeightsPass
       qw = ::w4a4::rt::quantizeRtn(*values, out, in, wq,
                                    site ? site->hessian.data() : nullptr);
     }
+    if (site) {
+      ::w4a4::rt::QuantizedWeights zero;
+      zero.codes.assign(out * in, 0);
+      zero.scales.assign(qw.scales.size(), 0.0f);
+      auto &acc = errorBySite[siteName(classifySite(op)).str()];
+      acc.first +=
+          ::w4a4::rt::outputError(*values, out, in, qw, group, site->hessian);
+      acc.second +=
+          ::w4a4::rt::outputError(*values, out, in, zero, group, site->hessian);
+    }
     std::vector<int> &codes = qw.codes;
     std::vector<float> &scales = qw.scales;
     int64_t perByte = QLinearOp::getCodesPerByte(bits);
@@ -150,6 +177,8 @@ struct QuantizeWeightsPass
     OpBuilder b(weight);
     b.setInsertionPointAfter(weight);
     int64_t groups = group ? in / group : 1;
+    bytesBefore += out * in * 4;
+    bytesAfter += out * rowBytes + out * groups * 4;
     WeightOp codesOp =
         createI8Weight(b, weight.getLoc(), (weight.getName() + ".codes").str(),
                        {out, rowBytes}, packed);
@@ -208,12 +237,20 @@ struct QuantizeActivationsPass
       return signalPassFailure();
     }
     Builder b(module.getContext());
+    int64_t quantized = 0, kept = 0;
     module.walk([&](QLinearOp op) {
-      if (keep.contains(classifySite(op)))
+      if (keep.contains(classifySite(op))) {
+        ++kept;
         return;
+      }
+      ++quantized;
       op.setActBitsAttr(b.getI64IntegerAttr(bits));
       op.setActClipRatioAttr(b.getF64FloatAttr(clip));
     });
+    reportFact("bits", static_cast<int64_t>(bits));
+    reportFact("clip", static_cast<double>(clip));
+    reportFact("qlinears_quantized", quantized);
+    reportFact("qlinears_kept_fp", kept);
   }
 };
 

@@ -4,6 +4,7 @@
 #include "dialects/W4A4/W4A4Utils.h"
 #include "passes/Calibration.h"
 #include "passes/Passes.h"
+#include "passes/Report.h"
 #include "passes/Sites.h"
 #include "w4a4/runtime/Hadamard.h"
 
@@ -130,6 +131,11 @@ struct RotatePass : mlir::w4a4::impl::W4A4RotateBase<RotatePass> {
     Rotation q = Rotation::forWidth(d);
     std::vector<float> s = rt::seededSigns(seed, d);
     q.signs.assign(s.begin(), s.end());
+    reportFact("mode", std::string(mode));
+    reportFact("residual",
+               llvm::json::Object{{"kind", stringifyHadamardKind(q.kind).str()},
+                                  {"size", q.size},
+                                  {"seed", static_cast<int64_t>(seed)}});
     Builder attrs(module.getContext());
     module->setAttr(
         "w4a4.residual_rotation",

@@ -4,6 +4,7 @@
 #include "dialects/W4A4/W4A4Utils.h"
 #include "passes/Calibration.h"
 #include "passes/Passes.h"
+#include "passes/Report.h"
 #include "passes/Sites.h"
 
 #include "mlir/IR/Builders.h"
@@ -52,7 +53,10 @@ struct SmoothQuantPass
     llvm::DenseMap<Value, std::vector<double>> absmax;
     for (auto &[input, s] : *stats)
       absmax[input] = std::move(s.absmax);
-    numSites = sites.size();
+    reportFact("alpha", static_cast<double>(alpha));
+    reportFact("sites", static_cast<int64_t>(sites.size()));
+    if (!stats->empty())
+      reportFact("positions", stats->begin()->second.rows);
     for (auto &[input, linears] : sites)
       if (failed(smooth(input, linears, absmax[input])))
         return signalPassFailure();
