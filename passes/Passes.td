@@ -211,8 +211,10 @@ def W4A4QuantizeWeights : Pass<"w4a4-quantize-weights", "::mlir::ModuleOp"> {
 def W4A4QuantizeActivations : Pass<"w4a4-quantize-activations", "::mlir::ModuleOp"> {
   let summary = "Quantize the inputs of quantized linears per token (dynamic, symmetric)";
   let description = [{
-    Sets `act_bits` and `act_clip_ratio` on every `w4a4.qlinear` whose site is
-    not listed in `keep-fp` (sites: qkv, o_proj, w1w3, w2). Models with Depth
+    Sets `act_bits` and `act_clip_ratio` on every `w4a4.qlinear` at the
+    chosen sites (sites: qkv, o_proj, w1w3, w2): all of them, or those listed
+    in `sites`, minus those in `keep-fp`; `site-bits` sets other bits for a
+    site (e.g. `site-bits=w2=8` keeps the generator w2 at 8 bits). Models with Depth
     Registers must have them folded first (`w4a4-fold-registers`), so that
     register positions never pass through activation quantization.
   }];
@@ -220,8 +222,35 @@ def W4A4QuantizeActivations : Pass<"w4a4-quantize-activations", "::mlir::ModuleO
   let options = [
     Option<"bits", "bits", "int64_t", /*default=*/"4", "Activation bits, in [2, 8]">,
     Option<"clip", "clip", "double", /*default=*/"1.0", "Clip ratio in (0, 1]">,
+    ListOption<"sites", "sites", "std::string",
+               "Only these sites (default: all of qkv, o_proj, w1w3, w2)">,
     ListOption<"keepFp", "keep-fp", "std::string",
                "Sites whose input stays floating point (qkv, o_proj, w1w3, w2)">,
+    ListOption<"siteBitsOption", "site-bits", "std::string",
+               "Per-site bits overriding `bits`, e.g. w2=8">,
+  ];
+}
+
+def W4A4QuantizeKV : Pass<"w4a4-quantize-kv", "::mlir::ModuleOp"> {
+  let summary = "Quantize the keys and values attention reads (per token, per head)";
+  let description = [{
+    Inserts a `w4a4.quantize` (symmetric b-bit, one scale per token and per
+    group of `group` channels, default one per head) on the key (after RoPE)
+    and value operands of every `w4a4.attention`: DESIGN.md's KV-cache
+    option. The folded Depth-Register prefix is a separate constant operand
+    and stays in floating point; unfolded registers are refused.
+
+    ```mlir
+    %kq = w4a4.quantize %k {bits = 4 : i64, clip_ratio = 1.0 : f64, group_size = 16 : i64} : tensor<?x?x32xf32>
+    %vq = w4a4.quantize %v {bits = 4 : i64, clip_ratio = 1.0 : f64, group_size = 16 : i64} : tensor<?x?x32xf32>
+    %o = w4a4.attention %q, %kq, %vq prefix(%kp, %vp) {...} : ...
+    ```
+  }];
+  let dependentDialects = ["::mlir::w4a4::W4A4Dialect"];
+  let options = [
+    Option<"bits", "bits", "int64_t", /*default=*/"4", "KV bits, in [2, 8]">,
+    Option<"group", "group", "int64_t", /*default=*/"0",
+           "Channels per scale (0: one scale per head)">,
   ];
 }
 

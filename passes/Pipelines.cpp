@@ -32,12 +32,25 @@ struct QuantizePipelineOptions
       llvm::cl::init(0)};
   Option<double> wclip{*this, "wclip", llvm::cl::desc("Weight clip ratio"),
                        llvm::cl::init(1.0)};
-  Option<int64_t> abits{
-      *this, "abits",
-      llvm::cl::desc("Activation bits (0: floating-point activations)"),
-      llvm::cl::init(4)};
+  Option<int64_t> abits{*this, "abits",
+                        llvm::cl::desc("Activation bits, in [2, 8]"),
+                        llvm::cl::init(4)};
   Option<double> aclip{*this, "aclip", llvm::cl::desc("Activation clip ratio"),
                        llvm::cl::init(1.0)};
+  Option<int64_t> kvBits{
+      *this, "kv-bits",
+      llvm::cl::desc("KV bits per token per head (0: floating point)"),
+      llvm::cl::init(0)};
+  Option<int64_t> kvGroup{
+      *this, "kv-group",
+      llvm::cl::desc("KV channels per scale (0: one per head)"),
+      llvm::cl::init(0)};
+  ListOption<std::string> sites{
+      *this, "sites",
+      llvm::cl::desc("Activation sites to quantize (default: all)")};
+  ListOption<std::string> siteBits{
+      *this, "site-bits",
+      llvm::cl::desc("Per-site activation bits, e.g. w2=8")};
   ListOption<std::string> keepFp{
       *this, "keep-fp",
       llvm::cl::desc("Sites whose input stays floating point")};
@@ -119,13 +132,21 @@ void buildQuantizePipeline(OpPassManager &pm,
   w.actOrder = o.actOrder;
   w.clipSearch = o.clipSearch;
   pm.addPass(createW4A4QuantizeWeights(w));
-  if (o.abits != 0) {
-    W4A4QuantizeActivationsOptions a;
-    a.bits = o.abits;
-    a.clip = o.aclip;
-    a.keepFp.assign(o.keepFp.begin(), o.keepFp.end());
-    pm.addPass(createW4A4QuantizeActivations(a));
+  if (o.kvBits != 0) {
+    W4A4QuantizeKVOptions kv;
+    kv.bits = o.kvBits;
+    kv.group = o.kvGroup;
+    pm.addPass(createW4A4QuantizeKV(kv));
   }
+  // abits is always applied: w4a4-quantize-activations rejects 0 (keep
+  // activations in floating point with keep-fp=qkv,o_proj,w1w3,w2).
+  W4A4QuantizeActivationsOptions a;
+  a.bits = o.abits;
+  a.clip = o.aclip;
+  a.keepFp.assign(o.keepFp.begin(), o.keepFp.end());
+  a.sites.assign(o.sites.begin(), o.sites.end());
+  a.siteBitsOption.assign(o.siteBits.begin(), o.siteBits.end());
+  pm.addPass(createW4A4QuantizeActivations(a));
 }
 
 } // namespace

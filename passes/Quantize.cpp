@@ -208,7 +208,9 @@ struct QuantizeActivationsPass
     if (bits < 2 || bits > 8) {
       module.emitError(
           "w4a4-quantize-activations: bits must be in [2, 8], got ")
-          << static_cast<int64_t>(bits);
+          << static_cast<int64_t>(bits)
+          << " (to keep activations in floating point, use "
+             "keep-fp=qkv,o_proj,w1w3,w2)";
       return signalPassFailure();
     }
     if (!(clip > 0.0 && clip <= 1.0)) {
@@ -217,15 +219,44 @@ struct QuantizeActivationsPass
           << static_cast<double>(clip);
       return signalPassFailure();
     }
-    llvm::SmallDenseSet<Site> keep;
-    for (const std::string &name : keepFp) {
-      std::optional<Site> site = parseSite(name);
-      if (!site) {
+    auto site = [&](StringRef name, StringRef option) -> std::optional<Site> {
+      std::optional<Site> s = parseSite(name);
+      if (!s || *s == Site::LMHead || *s == Site::Other) {
         module.emitError("w4a4-quantize-activations: unknown site '")
-            << name << "' in keep-fp (sites: qkv, o_proj, w1w3, w2)";
+            << name << "' in " << option << " (sites: qkv, o_proj, w1w3, w2)";
+        return std::nullopt;
+      }
+      return s;
+    };
+    // Bits per site: `bits` at every site, or only at `sites`; keep-fp
+    // removes sites; site-bits (e.g. w2=8) overrides.
+    llvm::SmallDenseMap<Site, int64_t> siteBits;
+    for (Site s : {Site::QKV, Site::OProj, Site::W1W3, Site::W2})
+      siteBits[s] = sites.empty() ? int64_t(bits) : 0;
+    for (const std::string &name : sites) {
+      std::optional<Site> s = site(name, "sites");
+      if (!s)
+        return signalPassFailure();
+      siteBits[*s] = bits;
+    }
+    for (const std::string &name : keepFp) {
+      std::optional<Site> s = site(name, "keep-fp");
+      if (!s)
+        return signalPassFailure();
+      siteBits[*s] = 0;
+    }
+    for (const std::string &entry : siteBitsOption) {
+      auto [name, value] = StringRef(entry).split('=');
+      int64_t b = 0;
+      std::optional<Site> s = site(name, "site-bits");
+      if (!s)
+        return signalPassFailure();
+      if (value.getAsInteger(10, b) || b < 2 || b > 8) {
+        module.emitError("w4a4-quantize-activations: site-bits entry '")
+            << entry << "' needs SITE=BITS with bits in [2, 8]";
         return signalPassFailure();
       }
-      keep.insert(*site);
+      siteBits[*s] = b;
     }
     bool registers = false;
     module.walk([&](RegistersOp) { registers = true; });
@@ -239,14 +270,20 @@ struct QuantizeActivationsPass
     Builder b(module.getContext());
     int64_t quantized = 0, kept = 0;
     module.walk([&](QLinearOp op) {
-      if (keep.contains(classifySite(op))) {
+      Site s = classifySite(op);
+      int64_t n = siteBits.count(s) ? siteBits[s] : 0;
+      if (!n) {
         ++kept;
         return;
       }
       ++quantized;
-      op.setActBitsAttr(b.getI64IntegerAttr(bits));
+      op.setActBitsAttr(b.getI64IntegerAttr(n));
       op.setActClipRatioAttr(b.getF64FloatAttr(clip));
     });
+    llvm::json::Object perSite;
+    for (Site s : {Site::QKV, Site::OProj, Site::W1W3, Site::W2})
+      perSite[siteName(s)] = siteBits[s];
+    reportFact("site_bits", std::move(perSite));
     reportFact("bits", static_cast<int64_t>(bits));
     reportFact("clip", static_cast<double>(clip));
     reportFact("qlinears_quantized", quantized);

@@ -129,6 +129,14 @@ struct RotatePass : mlir::w4a4::impl::W4A4RotateBase<RotatePass> {
     }
     int64_t d = embedding.getTable().getType().getDimSize(1);
     Rotation q = Rotation::forWidth(d);
+    if (q.size < 2) {
+      module.emitError("w4a4-rotate: no residual rotation for hidden width ")
+          << d
+          << ": no Hadamard matrix of that order and the width is odd (no "
+             "block-diagonal fallback; random orthogonal rotations are not "
+             "supported)";
+      return signalPassFailure();
+    }
     std::vector<float> s = rt::seededSigns(seed, d);
     q.signs.assign(s.begin(), s.end());
     reportFact("mode", std::string(mode));
@@ -275,6 +283,12 @@ struct RotatePass : mlir::w4a4::impl::W4A4RotateBase<RotatePass> {
 
   /// Online Hadamard at a generator input: h -> h H, W -> W H.
   LogicalResult addOnlineHadamard(LinearOp lin, const Rotation &h) {
+    if (h.size < 2)
+      return lin.emitError("w4a4-rotate: no online Hadamard for width ")
+             << h.width
+             << ": no Hadamard matrix of that order and the width is odd "
+                "(no block-diagonal fallback; random orthogonal rotations "
+                "are not supported)";
     OpBuilder b(lin);
     auto had = HadamardOp::create(
         b, lin.getLoc(), lin.getInput().getType(), lin.getInput(),

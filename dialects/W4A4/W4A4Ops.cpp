@@ -393,6 +393,14 @@ LogicalResult QuantizeOp::verify() {
   // quantize_c3
   if (getInput().getType().getRank() < 1)
     return emitOpError("(quantize_c3) expects an input of rank >= 1");
+  // quantize_c4
+  if (std::optional<int64_t> g = getGroupSize()) {
+    int64_t last = getInput().getType().getShape().back();
+    if (*g <= 0 || (!ShapedType::isDynamic(last) && last % *g != 0))
+      return emitOpError("(quantize_c4) expects a group_size > 0 dividing "
+                         "the last dimension ")
+             << last << ", got " << *g;
+  }
   return success();
 }
 

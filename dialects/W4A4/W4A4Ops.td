@@ -299,15 +299,19 @@ def W4A4_QuantizeOp : W4A4_Op<"quantize",
     Quantizes every vector of the last axis (one token) to `bits` bits and
     back: `s = clip_ratio * max|x| / (2^(bits-1) - 1)`,
     `q = clamp(round_half_even(x / s), -2^(bits-1), 2^(bits-1) - 1)`,
-    result `q * s` (an all-zero vector stays zero). Scales are computed at run
-    time, which is why this is not a static `!quant.uniform` type.
+    result `q * s` (an all-zero vector stays zero). With `group_size`, every
+    run of `group_size` elements of the last axis has its own scale (e.g. one
+    per token per head for the KV cache). Scales are computed at run time,
+    which is why this is not a static `!quant.uniform` type.
 
     ```mlir
     %xq = w4a4.quantize %x {bits = 4 : i64} : tensor<?x?x64xf32>
+    %kq = w4a4.quantize %k {bits = 4 : i64, group_size = 16 : i64} : tensor<?x?x32xf32>
     ```
   }];
   let arguments = (ins W4A4_FloatTensor:$input, I64Attr:$bits,
-                       DefaultValuedAttr<F64Attr, "1.0">:$clip_ratio);
+                       DefaultValuedAttr<F64Attr, "1.0">:$clip_ratio,
+                       OptionalAttr<I64Attr>:$group_size);
   let results = (outs W4A4_FloatTensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($input)";
   let hasVerifier = 1;

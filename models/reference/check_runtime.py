@@ -62,7 +62,7 @@ def main():
     ap.add_argument("--run", required=True, help="path of w4a4-run")
     ap.add_argument("--opt", help="path of w4a4-opt (default: beside w4a4-run)")
     ap.add_argument("--quant-tol", type=float, default=5e-3)
-    ap.add_argument("--quant-models", default="tiny_baseline,tiny_qat_kurtosis,tiny_dr_sink,baseline,dr_sink")
+    ap.add_argument("--quant-models", default="tiny_baseline,tiny_qat_kurtosis,tiny_dr_sink,baseline,dr_sink,qat_kurtosis")
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--text", default=os.path.join(HERE, "..", "..", "test", "data", "validation-sample.txt"))
     ap.add_argument("--tokenizer", default=os.path.join(HERE, "..", "tokenizer", "w4a4c_bpe4096.model"))
@@ -143,6 +143,10 @@ def main():
             if cname == "sq+quarot-full" and method == "rtn":
                 continue
             configs["%s/%s" % (cname, method)] = ("%s weights=%s" % (pipe, method), dict(ref, method=method))
+    # Options beyond the standard rows: a 4-bit KV cache (per token per head,
+    # the register prefix fp) and w2's input at 8 bits.
+    configs["kv4/rtn"] = ("kv-bits=4", {"kv_bits": 4})
+    configs["w2-8bit/rtn"] = ("site-bits=w2=8", {"site_abits": {"w2": 8}})
     for name in args.quant_models.split(","):
         d = os.path.join(zoo, name)
         if not os.path.exists(os.path.join(d, "manifest.json")):

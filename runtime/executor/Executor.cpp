@@ -291,7 +291,13 @@ Executor::run(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
             .Case<QuantizeOp>([&](QuantizeOp q) -> llvm::Expected<HostTensor> {
               HostTensor &x = get(q.getInput());
               HostTensor out = HostTensor::zerosF32(x.shape);
-              rt::quantizeRows(x.f32, rowsOf(x), x.shape.back(), q.getBits(),
+              // Groups are contiguous runs of the last axis: quantize them
+              // as rows of group_size elements.
+              int64_t width = q.getGroupSize().value_or(x.shape.back());
+              if (width <= 0 || x.shape.back() % width != 0)
+                return opError(op, "group_size does not divide the width");
+              rt::quantizeRows(x.f32, rowsOf(x) * (x.shape.back() / width),
+                               width, q.getBits(),
                                q.getClipRatio().convertToDouble(),
                                out.mutableF32());
               return out;

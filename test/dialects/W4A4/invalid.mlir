@@ -413,6 +413,14 @@ func.func @quantize_c3(%x: tensor<f32>) -> tensor<f32> {
 
 // -----
 
+func.func @quantize_c4(%x: tensor<?x24xf32>) -> tensor<?x24xf32> {
+  // expected-error @+1 {{(quantize_c4) expects a group_size > 0 dividing the last dimension 24, got 16}}
+  %y = w4a4.quantize %x {bits = 4 : i64, group_size = 16 : i64} : tensor<?x24xf32>
+  return %y : tensor<?x24xf32>
+}
+
+// -----
+
 func.func @qlinear_c1(%x: tensor<?x64xf32>, %c: tensor<8x64xi8>, %s: tensor<8x1xf32>) -> tensor<?x8xf32> {
   // expected-error @+1 {{(qlinear_c1) expects weight_bits in [2, 8], got 9}}
   %y = w4a4.qlinear %x, %c, %s {weight_bits = 9 : i64, act_bits = 4 : i64}

@@ -101,7 +101,9 @@ func.func @quantize(%x: tensor<?x?x64xf32>) -> (tensor<?x?x64xf32>, tensor<?x?x6
   %a = w4a4.quantize %x {bits = 4 : i64} : tensor<?x?x64xf32>
   // CHECK: w4a4.quantize %{{.+}} {bits = 8 : i64, clip_ratio = 9.000000e-01 : f64} : tensor<?x?x64xf32>
   %b = w4a4.quantize %x {bits = 8 : i64, clip_ratio = 0.9 : f64} : tensor<?x?x64xf32>
-  return %a, %b : tensor<?x?x64xf32>, tensor<?x?x64xf32>
+  // CHECK: w4a4.quantize %{{.+}} {bits = 4 : i64, group_size = 16 : i64} : tensor<?x?x64xf32>
+  %c = w4a4.quantize %x {bits = 4 : i64, group_size = 16 : i64} : tensor<?x?x64xf32>
+  return %a, %c : tensor<?x?x64xf32>, tensor<?x?x64xf32>
 }
 
 // CHECK-LABEL: func.func @qlinear
