@@ -18,13 +18,19 @@ Site mlir::w4a4::classifySite(Operation *op) {
     return Site::OProj;
   if (isa_and_nonnull<SwiGLUOp>(def))
     return Site::W2;
-  for (Operation *user : op->getResult(0).getUsers()) {
+  // KV quantization (w4a4-quantize-kv) sits between v_proj and attention.
+  SmallVector<Operation *> users(op->getResult(0).getUsers());
+  while (!users.empty()) {
+    Operation *user = users.pop_back_val();
     if (isa<func::ReturnOp>(user))
       return Site::LMHead;
     if (isa<SwiGLUOp>(user))
       return Site::W1W3;
     if (isa<RoPEOp, AttentionOp>(user))
       return Site::QKV;
+    if (isa<QuantizeOp>(user))
+      users.append(user->getResult(0).getUsers().begin(),
+                   user->getResult(0).getUsers().end());
   }
   return Site::Other;
 }

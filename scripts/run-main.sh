@@ -3,7 +3,8 @@
 # on the bundled default model (models/zoo/dr_sink, the Depth Registers model):
 # ONNX import into fully raised w4a4 IR, text and bytecode round trips, the
 # w4a4-simplify cleanup (op tables), then the perplexity table of the standard
-# W4A4 configurations for it and the baseline, executed by the runtime.
+# W4A4 configurations (W4A4, +SmoothQuant, +QuaRot readers, +QuaRot full, each
+# with RTN and GPTQ weights) for it and the baseline, executed by the runtime.
 #   scripts/run-main.sh [MODEL_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,4 +56,4 @@ op_table "$OUT/model.stats" "$OUT/simplified.stats" before after
 echo "   outputs in $OUT/: model.mlir (raised IR), simplified.mlir, model.mlirbc"
 
 echo "== [5/5] perplexity table (FP32 and W4A4 configurations, runtime-executed)"
-scripts/ppl-table.sh "$MODEL_DIR" models/zoo/baseline --out "$OUT/ppl-table.md" 2>/dev/null
+scripts/ppl-table.sh "$MODEL_DIR" models/zoo/baseline --out "$OUT/ppl-table.md" --json "$OUT/ppl-table.jsonl"
