@@ -14,6 +14,8 @@
 #include "llvm/Support/FormatVariadic.h"
 
 #include <cmath>
+#include <map>
+#include <tuple>
 
 using namespace mlir;
 using namespace mlir::w4a4;
@@ -42,8 +44,9 @@ static llvm::Error opError(Operation *op, const llvm::Twine &message) {
       "{0}: '{1}': {2}", loc, op->getName().getStringRef(), message.str()));
 }
 
-llvm::Expected<std::unique_ptr<Executor>> Executor::create(ModuleOp module,
-                                                           StringRef entry) {
+llvm::Expected<std::unique_ptr<Executor>>
+Executor::create(ModuleOp module, StringRef entry,
+                 std::shared_ptr<rt::Device> device) {
   auto func = module.lookupSymbol<func::FuncOp>(entry);
   if (!func || func.isExternal())
     return llvm::createStringError("no function @" + entry.str() +
@@ -53,6 +56,12 @@ llvm::Expected<std::unique_ptr<Executor>> Executor::create(ModuleOp module,
         "@" + entry.str() + " must take token ids and return one tensor");
   std::unique_ptr<Executor> ex(new Executor());
   ex->func = func;
+  ex->device = device ? std::move(device) : rt::createCpuDevice();
+  if (!ex->device->isHost())
+    return llvm::createStringError(
+        "the executor keeps weights and observed values in host memory; "
+        "device '" +
+        ex->device->name() + "' is not host-visible");
   for (Operation &op : func.getBody().front()) {
     Attribute value;
     if (auto w = dyn_cast<WeightOp>(op))
@@ -171,11 +180,37 @@ Executor::run(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
   input.ids = std::make_shared<std::vector<int64_t>>(ids);
   env[f.getArgument(0)] = input;
 
+  // Quantized activations, shared by the qlinears reading one input with the
+  // same bits and clip (q/k/v, w1/w3): quantized once per run.
+  std::map<std::tuple<void *, int64_t, double>,
+           std::shared_ptr<rt::QuantizedRows>>
+      quantizedInputs;
+
   // Last use of every value, to free activations early.
   llvm::DenseMap<Value, Operation *> lastUse;
   for (Operation &op : f.getBody().front())
     for (Value v : op.getOperands())
       lastUse[v] = &op;
+
+  rt::Stream &stream = device->defaultStream();
+  // An output tensor in device memory (the CPU device's is host memory).
+  bool outOfMemory = false;
+  auto alloc = [&](std::vector<int64_t> shape) {
+    HostTensor t;
+    t.shape = std::move(shape);
+    t.buffer = device->allocate(t.numel() * sizeof(float));
+    t.f32 = t.buffer ? t.buffer->f32() : nullptr;
+    outOfMemory |= !t.buffer;
+    return t;
+  };
+#define TRY(status)                                                            \
+  do {                                                                         \
+    if (outOfMemory)                                                           \
+      return opError(op, "out of device memory");                              \
+    rt::Status tryStatus = (status);                                           \
+    if (!tryStatus.ok())                                                       \
+      return opError(op, tryStatus.message());                                 \
+  } while (false)
 
   for (Operation &opRef : f.getBody().front()) {
     Operation *op = &opRef;
@@ -193,29 +228,27 @@ Executor::run(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
                     return opError(op, "expects integer ids");
                   auto shape = in.shape;
                   shape.push_back(table.shape[1]);
-                  HostTensor out = HostTensor::zerosF32(shape);
-                  rt::Status s = rt::embedding(table.f32, table.shape[0],
-                                               table.shape[1], in.ids->data(),
-                                               in.numel(), out.mutableF32());
-                  if (!s.ok())
-                    return opError(op, s.message());
+                  HostTensor out = alloc(shape);
+                  TRY(device->embedding(stream, table.f32, table.shape[0],
+                                        table.shape[1], in.ids->data(),
+                                        in.numel(), out.mutableF32()));
                   return out;
                 })
             .Case<RMSNormOp>([&](RMSNormOp n) -> llvm::Expected<HostTensor> {
               HostTensor &x = get(n.getInput());
-              HostTensor out = HostTensor::zerosF32(x.shape);
+              HostTensor out = alloc(x.shape);
               const float *gain = n.getGain() ? get(n.getGain()).f32 : nullptr;
-              rt::rmsNorm(x.f32, gain, rowsOf(x), x.shape.back(),
-                          n.getEpsilon().convertToDouble(), out.mutableF32());
+              TRY(device->rmsNorm(
+                  stream, x.f32, gain, rowsOf(x), x.shape.back(),
+                  n.getEpsilon().convertToDouble(), out.mutableF32()));
               return out;
             })
             .Case<LinearOp>([&](LinearOp l) -> llvm::Expected<HostTensor> {
               HostTensor &x = get(l.getInput()), &w = get(l.getWeight());
               const float *bias = l.getBias() ? get(l.getBias()).f32 : nullptr;
-              HostTensor out =
-                  HostTensor::zerosF32(withLast(x.shape, w.shape[0]));
-              rt::linear(x.f32, w.f32, bias, rowsOf(x), w.shape[1], w.shape[0],
-                         out.mutableF32());
+              HostTensor out = alloc(withLast(x.shape, w.shape[0]));
+              TRY(device->linear(stream, x.f32, w.f32, bias, rowsOf(x),
+                                 w.shape[1], w.shape[0], out.mutableF32()));
               return out;
             })
             .Case<RoPEOp>([&](RoPEOp r) -> llvm::Expected<HostTensor> {
@@ -223,10 +256,11 @@ Executor::run(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
               if (x.shape.size() != 3)
                 return opError(op, "expects [batch, seq, features]");
               int64_t hd = r.getHeadDim();
-              HostTensor out = HostTensor::zerosF32(x.shape);
-              rt::rope(x.f32, x.shape[0], x.shape[1], x.shape[2] / hd, hd,
-                       r.getTheta().convertToDouble(), r.getPositionOffset(),
-                       r.getInterleaved(), out.mutableF32());
+              HostTensor out = alloc(x.shape);
+              TRY(device->rope(
+                  stream, x.f32, x.shape[0], x.shape[1], x.shape[2] / hd, hd,
+                  r.getTheta().convertToDouble(), r.getPositionOffset(),
+                  r.getInterleaved(), out.mutableF32()));
               return out;
             })
             .Case<AttentionOp>(
@@ -244,24 +278,27 @@ Executor::run(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
                   double scale = a.getScale()
                                      ? a.getScale()->convertToDouble()
                                      : 1.0 / std::sqrt(static_cast<double>(hd));
-                  HostTensor out = HostTensor::zerosF32(q.shape);
-                  rt::attention(q.f32, k.f32, v.f32, kp, vp, prefix, q.shape[0],
-                                q.shape[1], a.getNumHeads(), a.getNumKvHeads(),
-                                hd, scale, out.mutableF32());
+                  HostTensor out = alloc(q.shape);
+                  TRY(device->attention(stream, q.f32, k.f32, v.f32, kp, vp,
+                                        prefix, q.shape[0], q.shape[1],
+                                        a.getNumHeads(), a.getNumKvHeads(), hd,
+                                        scale, out.mutableF32()));
                   return out;
                 })
             .Case<SwiGLUOp>([&](SwiGLUOp s) -> llvm::Expected<HostTensor> {
               HostTensor &g = get(s.getGate()), &u = get(s.getUp());
-              HostTensor out = HostTensor::zerosF32(g.shape);
-              rt::swiglu(g.f32, u.f32, g.numel(), out.mutableF32());
+              HostTensor out = alloc(g.shape);
+              TRY(device->swiglu(stream, g.f32, u.f32, g.numel(),
+                                 out.mutableF32()));
               return out;
             })
             .Case<AddOp>([&](AddOp s) -> llvm::Expected<HostTensor> {
               HostTensor &x = get(s.getLhs()), &y = get(s.getRhs());
               if (x.shape != y.shape)
                 return opError(op, "operand shapes differ at run time");
-              HostTensor out = HostTensor::zerosF32(x.shape);
-              rt::add(x.f32, y.f32, x.numel(), out.mutableF32());
+              HostTensor out = alloc(x.shape);
+              TRY(device->add(stream, x.f32, y.f32, x.numel(),
+                              out.mutableF32()));
               return out;
             })
             .Case<RegistersOp>(
@@ -280,26 +317,24 @@ Executor::run(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
                                                                 : 0;
                   if (shape[1] < 0)
                     return opError(op, "sequence shorter than the registers");
-                  HostTensor out = HostTensor::zerosF32(shape);
-                  rt::Status s = rt::registers(mode, x.f32, regs.f32,
-                                               x.shape[0], x.shape[1], k,
-                                               x.shape[2], out.mutableF32());
-                  if (!s.ok())
-                    return opError(op, s.message());
+                  HostTensor out = alloc(shape);
+                  TRY(device->registers(stream, mode, x.f32, regs.f32,
+                                        x.shape[0], x.shape[1], k, x.shape[2],
+                                        out.mutableF32()));
                   return out;
                 })
             .Case<QuantizeOp>([&](QuantizeOp q) -> llvm::Expected<HostTensor> {
               HostTensor &x = get(q.getInput());
-              HostTensor out = HostTensor::zerosF32(x.shape);
+              HostTensor out = alloc(x.shape);
               // Groups are contiguous runs of the last axis: quantize them
               // as rows of group_size elements.
               int64_t width = q.getGroupSize().value_or(x.shape.back());
               if (width <= 0 || x.shape.back() % width != 0)
                 return opError(op, "group_size does not divide the width");
-              rt::quantizeRows(x.f32, rowsOf(x) * (x.shape.back() / width),
-                               width, q.getBits(),
-                               q.getClipRatio().convertToDouble(),
-                               out.mutableF32());
+              TRY(device->quantizeRows(
+                  stream, x.f32, rowsOf(x) * (x.shape.back() / width), width,
+                  q.getBits(), q.getClipRatio().convertToDouble(),
+                  out.mutableF32()));
               return out;
             })
             .Case<HadamardOp>([&](HadamardOp h) -> llvm::Expected<HostTensor> {
@@ -313,12 +348,11 @@ Executor::run(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
                   signs.push_back(v);
               else if (std::optional<uint64_t> seed = h.getSeed())
                 signs = rt::seededSigns(*seed, width);
-              HostTensor out = HostTensor::zerosF32(x.shape);
-              if (!rt::hadamardRows(x.f32, rowsOf(x), width, h.getSize(),
-                                    signs.empty() ? nullptr : signs.data(),
-                                    h.getInverse(), out.mutableF32(),
-                                    h.getStride()))
-                return opError(op, "no Hadamard matrix of this size");
+              HostTensor out = alloc(x.shape);
+              TRY(device->hadamardRows(
+                  stream, x.f32, rowsOf(x), width, h.getSize(),
+                  signs.empty() ? nullptr : signs.data(), h.getInverse(),
+                  out.mutableF32(), h.getStride()));
               return out;
             })
             .Case<QLinearOp>([&](QLinearOp q) -> llvm::Expected<HostTensor> {
@@ -326,31 +360,34 @@ Executor::run(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
               const rt::PackedWeights &w = *packed[op];
               const float *bias = q.getBias() ? get(q.getBias()).f32 : nullptr;
               int64_t rows = rowsOf(x);
-              HostTensor out = HostTensor::zerosF32(withLast(x.shape, w.out));
+              HostTensor out = alloc(withLast(x.shape, w.out));
               if (q.getActBits() > 0) {
-                rt::QuantizedRows xq;
-                rt::quantizeActivations(x.f32, rows, w.in, q.getActBits(),
-                                        q.getActClipRatio().convertToDouble(),
-                                        xq);
-                rt::Status s = rt::intGemm(xq, w, bias, out.mutableF32());
-                if (!s.ok())
-                  return opError(op, s.message());
+                double clip = q.getActClipRatio().convertToDouble();
+                auto &xq = quantizedInputs[{q.getInput().getAsOpaquePointer(),
+                                            q.getActBits(), clip}];
+                if (!xq) {
+                  xq = std::make_shared<rt::QuantizedRows>();
+                  TRY(device->quantizeActivations(stream, x.f32, rows, w.in,
+                                                  q.getActBits(), clip, *xq));
+                }
+                TRY(device->intGemm(stream, *xq, w, bias, out.mutableF32()));
               } else {
-                rt::linear(x.f32, dequantized[op].f32, bias, rows, w.in, w.out,
-                           out.mutableF32());
+                TRY(device->linear(stream, x.f32, dequantized[op].f32, bias,
+                                   rows, w.in, w.out, out.mutableF32()));
               }
               if (q.getLowRankLeft()) {
                 // y += (x R^T) L^T in floating point, on the unquantized input.
                 HostTensor &l = get(q.getLowRankLeft()),
                            &r = get(q.getLowRankRight());
                 int64_t rank = r.shape[0];
-                HostTensor t = HostTensor::zerosF32({rows, rank});
-                rt::linear(x.f32, r.f32, nullptr, rows, w.in, rank,
-                           t.mutableF32());
-                HostTensor lr = HostTensor::zerosF32({rows, w.out});
-                rt::linear(t.f32, l.f32, nullptr, rows, rank, w.out,
-                           lr.mutableF32());
-                rt::add(out.f32, lr.f32, out.numel(), out.mutableF32());
+                HostTensor t = alloc({rows, rank});
+                TRY(device->linear(stream, x.f32, r.f32, nullptr, rows, w.in,
+                                   rank, t.mutableF32()));
+                HostTensor lr = alloc({rows, w.out});
+                TRY(device->linear(stream, t.f32, l.f32, nullptr, rows, rank,
+                                   w.out, lr.mutableF32()));
+                TRY(device->add(stream, out.f32, lr.f32, out.numel(),
+                                out.mutableF32()));
               }
               return out;
             })
@@ -363,8 +400,12 @@ Executor::run(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
             });
     if (!result)
       return result.takeError();
-    if (auto ret = dyn_cast<func::ReturnOp>(op))
+    if (auto ret = dyn_cast<func::ReturnOp>(op)) {
+      rt::Status done = stream.synchronize();
+      if (!done.ok())
+        return llvm::createStringError(done.message());
       return env[ret.getOperand(0)];
+    }
     if (op->getNumResults() == 1) {
       if (observe)
         observe(op->getResult(0), *result);
@@ -375,5 +416,6 @@ Executor::run(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
           !isa_and_nonnull<WeightOp, arith::ConstantOp>(v.getDefiningOp()))
         env.erase(v);
   }
+#undef TRY
   return llvm::createStringError("function without a return");
 }

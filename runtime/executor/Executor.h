@@ -18,9 +18,7 @@
 #include <memory>
 #include <vector>
 
-namespace w4a4::rt {
-struct PackedWeights;
-} // namespace w4a4::rt
+#include "w4a4/runtime/Device.h"
 
 namespace mlir::w4a4 {
 
@@ -29,19 +27,26 @@ namespace mlir::w4a4 {
 struct HostTensor {
   std::vector<int64_t> shape;
   std::shared_ptr<std::vector<float>> owned;
+  /// Or the data lives in a device buffer (host-visible for the CPU device).
+  std::shared_ptr<::w4a4::rt::Buffer> buffer;
   const float *f32 = nullptr;
   std::shared_ptr<std::vector<int64_t>> ids;
 
   int64_t numel() const;
   static HostTensor zerosF32(std::vector<int64_t> shape);
-  float *mutableF32() { return owned->data(); }
+  float *mutableF32() { return owned ? owned->data() : buffer->f32(); }
 };
 
 class Executor {
 public:
-  /// Prepares `entry` of `module` (which must outlive the executor).
+  /// Prepares `entry` of `module` (which must outlive the executor) to run
+  /// on `device` (default: the CPU backend). Every kernel goes through the
+  /// device's interface on its default stream.
   static llvm::Expected<std::unique_ptr<Executor>>
-  create(ModuleOp module, llvm::StringRef entry = "forward");
+  create(ModuleOp module, llvm::StringRef entry = "forward",
+         std::shared_ptr<::w4a4::rt::Device> device = nullptr);
+
+  ::w4a4::rt::Device &getDevice() { return *device; }
 
   /// Runs the function on token ids [batch, seq] and returns its single
   /// result (logits [batch, seq, vocab]). `observe`, when given, sees every
@@ -56,6 +61,7 @@ private:
   llvm::Error prepareQLinear(Operation *op);
 
   Operation *func = nullptr;
+  std::shared_ptr<::w4a4::rt::Device> device;
   llvm::DenseMap<Operation *, HostTensor> constants;
   /// Per qlinear: unpacked integer weights, and dequantized fp32 weights for
   /// floating-point activations.

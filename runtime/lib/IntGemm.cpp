@@ -18,8 +18,72 @@ constexpr int64_t kAlign = 64;
 int64_t padded(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 } // namespace
 
+namespace {
+
+/// One row, portable: the definition.
+void quantizeRowPortable(const float *xr, int64_t cols, float clipf, float qmax,
+                         int bias, uint8_t *q, float &scale) {
+  float mx = 0;
+  for (int64_t c = 0; c < cols; ++c)
+    mx = std::max(mx, std::fabs(xr[c]));
+  float s = clipf * mx / qmax;
+  scale = s;
+  if (s == 0)
+    return; // all codes 0 (stored as the bias)
+  for (int64_t c = 0; c < cols; ++c) {
+    float v = std::nearbyint(xr[c] / s);
+    v = std::min(std::max(v, -qmax - 1), qmax);
+    q[c] = static_cast<uint8_t>(static_cast<int>(v) + bias);
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/// One row, AVX-512: the same operations on 16 lanes (max is exact in any
+/// order; division and round-to-nearest-even are IEEE), so the codes and
+/// the scale equal the portable path's bit for bit.
+__attribute__((target("avx512f,avx512bw"))) void
+quantizeRowAvx512(const float *xr, int64_t cols, float clipf, float qmax,
+                  int bias, uint8_t *q, float &scale) {
+  __m512 mv = _mm512_setzero_ps();
+  int64_t c = 0;
+  for (; c + 16 <= cols; c += 16)
+    mv = _mm512_max_ps(mv, _mm512_abs_ps(_mm512_loadu_ps(xr + c)));
+  float mx = _mm512_reduce_max_ps(mv);
+  for (; c < cols; ++c)
+    mx = std::max(mx, std::fabs(xr[c]));
+  float s = clipf * mx / qmax;
+  scale = s;
+  if (s == 0)
+    return;
+  const __m512 sv = _mm512_set1_ps(s), lo = _mm512_set1_ps(-qmax - 1),
+               hi = _mm512_set1_ps(qmax);
+  const __m512i bv = _mm512_set1_epi32(bias);
+  for (c = 0; c + 16 <= cols; c += 16) {
+    __m512 v = _mm512_div_ps(_mm512_loadu_ps(xr + c), sv);
+    v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+    __m512i code = _mm512_add_epi32(_mm512_cvtps_epi32(v), bv);
+    _mm_storeu_si128(reinterpret_cast<__m128i *>(q + c),
+                     _mm512_cvtepi32_epi8(code));
+  }
+  for (; c < cols; ++c) {
+    float v = std::nearbyint(xr[c] / s);
+    v = std::min(std::max(v, -qmax - 1), qmax);
+    q[c] = static_cast<uint8_t>(static_cast<int>(v) + bias);
+  }
+}
+
+bool hasAvx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") &&
+         __builtin_cpu_supports("avx512bw");
+}
+#endif
+
+} // namespace
+
 void quantizeActivations(const float *x, int64_t rows, int64_t cols, int bits,
-                         double clip, QuantizedRows &out) {
+                         double clip, QuantizedRows &out, GemmPath path) {
   int bias = 1 << (bits - 1);
   float qmax = static_cast<float>(bias - 1), clipf = static_cast<float>(clip);
   out.rows = rows;
@@ -28,23 +92,16 @@ void quantizeActivations(const float *x, int64_t rows, int64_t cols, int bits,
   out.bits = bits;
   out.codes.assign(rows * out.stride, static_cast<uint8_t>(bias));
   out.scales.assign(rows, 0.0f);
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float *xr = x + r * cols;
-    float mx = 0;
-    for (int64_t c = 0; c < cols; ++c)
-      mx = std::max(mx, std::fabs(xr[c]));
-    float s = clipf * mx / qmax;
-    out.scales[r] = s;
-    uint8_t *q = out.codes.data() + r * out.stride;
-    if (s == 0)
-      continue; // all codes 0 (stored as the bias)
-    for (int64_t c = 0; c < cols; ++c) {
-      float v = std::nearbyint(xr[c] / s);
-      v = std::min(std::max(v, -qmax - 1), qmax);
-      q[c] = static_cast<uint8_t>(static_cast<int>(v) + bias);
-    }
-  }
+  auto row = &quantizeRowPortable;
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool avx512 = hasAvx512();
+  if (path != GemmPath::Portable && avx512)
+    row = &quantizeRowAvx512;
+#endif
+#pragma omp parallel for schedule(static) if (rows * cols > 16384)
+  for (int64_t r = 0; r < rows; ++r)
+    row(x + r * cols, cols, clipf, qmax, bias,
+        out.codes.data() + r * out.stride, out.scales[r]);
 }
 
 std::vector<int8_t> packCodes(const int *codes, int64_t out, int64_t in,
@@ -110,6 +167,14 @@ Status packWeights(const int8_t *irCodes, const float *scales, int64_t out,
       w.codeSums[o * w.groups + (group ? i / group : 0)] += code;
     }
   int64_t blocks = (out + 15) / 16, k4s = w.stride / 4;
+  w.outPadded = blocks * 16;
+  w.scalesByGroup.assign(w.groups * w.outPadded, 0.0f);
+  w.codeSumsByGroup.assign(w.groups * w.outPadded, 0);
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t g = 0; g < w.groups; ++g) {
+      w.scalesByGroup[g * w.outPadded + o] = w.scales[o * w.groups + g];
+      w.codeSumsByGroup[g * w.outPadded + o] = w.codeSums[o * w.groups + g];
+    }
   w.panels.assign(blocks * k4s * 64, 0);
   for (int64_t o = 0; o < out; ++o)
     for (int64_t i = 0; i < in; ++i)
@@ -120,10 +185,13 @@ Status packWeights(const int8_t *irCodes, const float *scales, int64_t out,
 
 bool hasAvx512Vnni() {
 #if defined(__x86_64__) && defined(__GNUC__)
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") &&
-         __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vnni");
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vnni");
+  }();
+  return has;
 #else
   return false;
 #endif
@@ -170,7 +238,10 @@ void portable(const QuantizedRows &x, const PackedWeights &w, const float *bias,
 #if defined(__x86_64__) && defined(__GNUC__)
 /// Register tile: 4 rows x 64 outputs (4 panels of 16). Each step broadcasts
 /// 4 activation bytes per row and multiplies them with a 64-byte panel (16
-/// outputs x 4 inputs): 16 dpbusd per 8 loads, no horizontal sums.
+/// outputs x 4 inputs): 16 dpbusd per 8 loads, no horizontal sums. The
+/// epilogue runs on 16 outputs at a time with the scalar epilogue's
+/// operations in the same order (0 + terms over groups, then * s_x, then
+/// + bias), so both paths are bit-identical.
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) void
 vnni(const QuantizedRows &x, const PackedWeights &w, const float *bias,
      float *y) {
@@ -179,11 +250,11 @@ vnni(const QuantizedRows &x, const PackedWeights &w, const float *bias,
   int64_t k4s = w.stride / 4, blocks = (w.out + 15) / 16;
   constexpr int64_t R = 4, C = 4;
   int64_t rowTiles = (x.rows + R - 1) / R, colTiles = (blocks + C - 1) / C;
+  const __m512i xBiasV = _mm512_set1_epi32(xBias);
 #pragma omp parallel
   {
-    // acc[(r * 64 + col) * groups + g] for one tile.
-    std::vector<int32_t> acc(R * C * 16 * w.groups);
-    alignas(64) int32_t lanes[16];
+    // Running float sums of one tile over the groups, [R][C] vectors.
+    __m512 sums[R][C];
 #pragma omp for collapse(2) schedule(static)
     for (int64_t rt = 0; rt < rowTiles; ++rt)
       for (int64_t ct = 0; ct < colTiles; ++ct) {
@@ -192,43 +263,69 @@ vnni(const QuantizedRows &x, const PackedWeights &w, const float *bias,
         const uint8_t *xr[R];
         for (int64_t r = 0; r < R; ++r)
           xr[r] = x.codes.data() + std::min(t0 + r, x.rows - 1) * x.stride;
+        for (int64_t r = 0; r < R; ++r)
+          for (int64_t c = 0; c < C; ++c)
+            sums[r][c] = _mm512_setzero_ps();
         for (int64_t g = 0; g < w.groups; ++g) {
           __m512i a[R][C];
           for (int64_t r = 0; r < R; ++r)
             for (int64_t c = 0; c < C; ++c)
               a[r][c] = _mm512_setzero_si512();
-          for (int64_t k = g * groupLen / 4; k < (g + 1) * groupLen / 4; ++k) {
-            __m512i xb[R];
-            for (int64_t r = 0; r < R; ++r) {
-              int32_t four;
-              std::memcpy(&four, xr[r] + 4 * k, 4);
-              xb[r] = _mm512_set1_epi32(four);
-            }
-            for (int64_t c = 0; c < nb; ++c) {
-              __m512i wv = _mm512_loadu_si512(w.panels.data() +
-                                              ((b0 + c) * k4s + k) * 64);
+          int64_t k0 = g * groupLen / 4, k1 = (g + 1) * groupLen / 4;
+          if (nb == C) {
+            const int8_t *p0 = w.panels.data() + (b0 * k4s + k0) * 64;
+            for (int64_t k = k0; k < k1; ++k, p0 += 64) {
+              __m512i xb[R];
               for (int64_t r = 0; r < R; ++r)
-                a[r][c] = _mm512_dpbusd_epi32(a[r][c], xb[r], wv);
+                xb[r] = _mm512_set1_epi32(
+                    *reinterpret_cast<const int32_t *>(xr[r] + 4 * k));
+              for (int64_t c = 0; c < C; ++c) {
+                __m512i wv = _mm512_loadu_si512(p0 + c * k4s * 64);
+                for (int64_t r = 0; r < R; ++r)
+                  a[r][c] = _mm512_dpbusd_epi32(a[r][c], xb[r], wv);
+              }
+            }
+          } else {
+            for (int64_t k = k0; k < k1; ++k) {
+              __m512i xb[R];
+              for (int64_t r = 0; r < R; ++r)
+                xb[r] = _mm512_set1_epi32(
+                    *reinterpret_cast<const int32_t *>(xr[r] + 4 * k));
+              for (int64_t c = 0; c < nb; ++c) {
+                __m512i wv = _mm512_loadu_si512(w.panels.data() +
+                                                ((b0 + c) * k4s + k) * 64);
+                for (int64_t r = 0; r < R; ++r)
+                  a[r][c] = _mm512_dpbusd_epi32(a[r][c], xb[r], wv);
+              }
             }
           }
-          for (int64_t r = 0; r < R; ++r)
-            for (int64_t c = 0; c < nb; ++c) {
-              _mm512_store_si512(lanes, a[r][c]);
-              for (int64_t l = 0; l < 16; ++l)
-                acc[((r * C + c) * 16 + l) * w.groups + g] = lanes[l];
+          for (int64_t c = 0; c < nb; ++c) {
+            int64_t o0 = (b0 + c) * 16;
+            __m512i corr = _mm512_mullo_epi32(
+                xBiasV, _mm512_loadu_si512(w.codeSumsByGroup.data() +
+                                           g * w.outPadded + o0));
+            __m512 sc =
+                _mm512_loadu_ps(w.scalesByGroup.data() + g * w.outPadded + o0);
+            for (int64_t r = 0; r < R; ++r) {
+              __m512 term = _mm512_mul_ps(
+                  _mm512_cvtepi32_ps(_mm512_sub_epi32(a[r][c], corr)), sc);
+              sums[r][c] = _mm512_add_ps(sums[r][c], term);
             }
+          }
         }
         int64_t nr = std::min(R, x.rows - t0);
-        for (int64_t r = 0; r < nr; ++r)
-          for (int64_t c = 0; c < nb; ++c)
-            for (int64_t l = 0; l < 16; ++l) {
-              int64_t o = (b0 + c) * 16 + l;
-              if (o >= w.out)
-                break;
-              y[(t0 + r) * w.out + o] =
-                  epilogue(&acc[((r * C + c) * 16 + l) * w.groups], w, o, xBias,
-                           x.scales[t0 + r], bias);
-            }
+        for (int64_t r = 0; r < nr; ++r) {
+          __m512 xs = _mm512_set1_ps(x.scales[t0 + r]);
+          for (int64_t c = 0; c < nb; ++c) {
+            int64_t o0 = (b0 + c) * 16;
+            int64_t valid = std::min<int64_t>(16, w.out - o0);
+            __mmask16 m = static_cast<__mmask16>((1u << valid) - 1);
+            __m512 v = _mm512_mul_ps(sums[r][c], xs);
+            if (bias)
+              v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + o0));
+            _mm512_mask_storeu_ps(y + (t0 + r) * w.out + o0, m, v);
+          }
+        }
       }
   }
 }

@@ -88,10 +88,11 @@ struct Case {
 };
 
 TEST(IntGemm, PathsAreBitIdenticalToNaiveIntegerReference) {
-  std::vector<Case> cases = {
-      {1, 3, 33, 0, 4},   {5, 17, 64, 0, 4},   {13, 64, 200, 0, 4},
-      {4, 4, 256, 64, 4}, {7, 9, 256, 128, 4}, {6, 5, 96, 32, 4},
-      {3, 11, 70, 0, 8},  {9, 6, 48, 0, 2},    {2, 5, 40, 0, 3}};
+  std::vector<Case> cases = {{1, 3, 33, 0, 4},    {5, 17, 64, 0, 4},
+                             {13, 64, 200, 0, 4}, {4, 4, 256, 64, 4},
+                             {7, 9, 256, 128, 4}, {6, 5, 96, 32, 4},
+                             {3, 11, 70, 0, 8},   {9, 6, 48, 0, 2},
+                             {2, 5, 40, 0, 3},    {10, 130, 256, 32, 4}};
   for (const Case &c : cases) {
     SCOPED_TRACE(testing::Message() << c.rows << "x" << c.out << "x" << c.in
                                     << " g" << c.group << " b" << c.bits);
@@ -164,6 +165,36 @@ TEST(IntGemm, ActivationQuantizationFollowsTheSpec) {
     EXPECT_EQ(int(q.codes[i]) - 8, expect[i]) << i;
   EXPECT_EQ(q.stride, 64);
   EXPECT_EQ(q.codes[63], 8); // padding holds the bias, i.e. code 0
+}
+
+TEST(IntGemm, ActivationQuantizationPathsAreBitIdentical) {
+  if (!hasAvx512Vnni())
+    GTEST_SKIP() << "no AVX-512 here";
+  std::normal_distribution<float> d(0.0f, 3.0f);
+  for (int64_t cols : {1, 15, 16, 17, 64, 200, 768})
+    for (int bits : {2, 4, 8}) {
+      int64_t rows = 9;
+      std::vector<float> x(rows * cols);
+      for (float &v : x)
+        v = d(rng());
+      // Ties (x / s exactly k + 0.5), an all-zero row, -0.0 and an outlier.
+      for (int64_t c = 0; c < cols; ++c) {
+        x[0 * cols + c] = 0.5f * static_cast<float>(c % 15) - 3.5f;
+        x[1 * cols + c] = 0.0f;
+        x[2 * cols + c] = c % 2 ? -0.0f : 1e-30f;
+      }
+      x[3 * cols] = 1e30f;
+      for (double clip : {1.0, 0.8}) {
+        QuantizedRows a, b;
+        quantizeActivations(x.data(), rows, cols, bits, clip, a,
+                            GemmPath::Portable);
+        quantizeActivations(x.data(), rows, cols, bits, clip, b,
+                            GemmPath::Auto);
+        ASSERT_EQ(a.codes, b.codes) << cols << " " << bits << " " << clip;
+        ASSERT_EQ(0, std::memcmp(a.scales.data(), b.scales.data(),
+                                 rows * sizeof(float)));
+      }
+    }
 }
 
 TEST(IntGemm, PackUnpackRoundTrip) {

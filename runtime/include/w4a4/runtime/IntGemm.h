@@ -27,10 +27,15 @@ struct QuantizedRows {
   std::vector<float> scales;  // [rows]
 };
 
+enum class GemmPath { Auto, Portable, Avx512Vnni };
+
 /// Quantizes x [rows, cols] per row: s = clip * max|x| / (2^(b-1) - 1),
 /// q = clamp(round_half_even(x / s), -2^(b-1), 2^(b-1) - 1); s = 0 gives q = 0.
+/// The AVX-512 path (Auto when available) is bit-identical to the portable
+/// one (IEEE division, round-to-nearest-even, exact max).
 void quantizeActivations(const float *x, int64_t rows, int64_t cols, int bits,
-                         double clip, QuantizedRows &out);
+                         double clip, QuantizedRows &out,
+                         GemmPath path = GemmPath::Auto);
 
 /// Weights unpacked to int8 codes [out, stride] (zero padded), with scales
 /// [out, groups] and the per-group code sums VNNI's bias correction needs.
@@ -43,6 +48,11 @@ struct PackedWeights {
   /// The same codes in VNNI panels: for each block of 16 outputs and each 4
   /// inputs, 64 bytes (16 outputs x 4 inputs), outputs padded with zeros.
   std::vector<int8_t> panels;
+  /// Scales and code sums by group, outputs padded to a multiple of 16
+  /// ([groups, outPadded]): 16 consecutive outputs load as one vector.
+  int64_t outPadded = 0;
+  std::vector<float> scalesByGroup;
+  std::vector<int32_t> codeSumsByGroup;
 };
 
 /// Packs b-bit codes [out, in] in the IR's layout (`w4a4.qlinear`): two's
@@ -56,8 +66,6 @@ std::vector<int8_t> packCodes(const int *codes, int64_t out, int64_t in,
 /// and checks that every code is in range.
 Status packWeights(const int8_t *irCodes, const float *scales, int64_t out,
                    int64_t in, int bits, int64_t group, PackedWeights &w);
-
-enum class GemmPath { Auto, Portable, Avx512Vnni };
 
 /// True when the CPU (and this build) can run the AVX-512-VNNI path.
 bool hasAvx512Vnni();
