@@ -3,7 +3,9 @@
 and raised IR) against the PyTorch reference and onnxruntime-node:
 
 1. logits of every shipped model on random ids: max |runtime - ref| / max |ref|
-   <= --tol (1e-4) against both PyTorch and onnxruntime-node;
+   <= --tol (1e-4) against both PyTorch and onnxruntime-node; and every fp
+   transform (fold-registers, fold-norms, smoothquant, rotate readers/full,
+   simplify) keeps the logits within --tol on every shipped model;
 2. perplexity of --ppl-models on a text sample, tokenized in C++ by w4a4-run
    and in Python by the reference, relative difference <= --tol;
 3. W4A4 (4-bit weights by RTN or GPTQ, per-token 4-bit activations,
@@ -90,23 +92,38 @@ def main():
         checks += 1
         print("logits %-22s vs torch %.2e  vs onnxruntime %.2e  %s" % (
             manifest["name"], e_torch, e_ort, "ok" if ok else "FAIL"), flush=True)
-        if manifest["config"]["registers"]:
-            # w4a4-fold-registers preserves the function.
-            with tempfile.TemporaryDirectory() as tmp:
-                raised, folded, out = (os.path.join(tmp, f) for f in ("m.mlirbc", "f.mlirbc", "l.f32"))
-                importer = os.path.join(os.path.dirname(args.run), "w4a4-import")
-                opt = args.opt or os.path.join(os.path.dirname(args.run), "w4a4-opt")
-                subprocess.run([importer, onnx_path, "--emit-bytecode", "-o", raised], check=True)
-                subprocess.run([opt, raised, "--w4a4-fold-registers", "--emit-bytecode", "-o", folded], check=True)
+        # Every fp transform preserves the function (DESIGN.md's first test
+        # of every transform): logits after each pass sequence against the
+        # imported model's, on every shipped model.
+        with tempfile.TemporaryDirectory() as tmp:
+            raised, folded, out = (os.path.join(tmp, f) for f in ("m.mlirbc", "f.mlirbc", "l.f32"))
+            importer = os.path.join(os.path.dirname(args.run), "w4a4-import")
+            opt = args.opt or os.path.join(os.path.dirname(args.run), "w4a4-opt")
+            subprocess.run([importer, onnx_path, "--emit-bytecode", "-o", raised], check=True)
+            calib_ids = os.path.join(tmp, "calib.ids")
+            with open(calib_ids, "w") as f:
+                f.write(" ".join(map(str, rng.integers(3, manifest["config"]["vocab_size"], size=200))))
+            transforms = {
+                "fold-registers": ["--w4a4-fold-registers"],
+                "fold-norms": ["--w4a4-fold-registers", "--w4a4-fold-norms"],
+                "smoothquant": ["--w4a4-fold-registers", "--w4a4-smoothquant=alpha=0.5 calib=%s windows=3 ctx=64"
+                                % calib_ids],
+                "rotate-readers": ["--w4a4-fold-registers", "--w4a4-fold-norms", "--w4a4-rotate=mode=readers seed=3"],
+                "rotate-full": ["--w4a4-fold-registers", "--w4a4-fold-norms", "--w4a4-rotate=mode=full seed=3"],
+                "simplify": ["--w4a4-simplify"],
+            }
+            errs = []
+            for tname, passes in transforms.items():
+                subprocess.run([opt, raised] + passes + ["--emit-bytecode", "-o", folded], check=True)
                 subprocess.run([args.run, folded, "--ids", ",".join(map(str, ids)), "--dump-logits", out],
                                check=True, capture_output=True, text=True)
                 fl = np.fromfile(out, dtype=np.float32)
-            e_fold = float(np.abs(fl - got).max() / np.abs(got).max())
-            ok = e_fold <= args.tol
-            failed += not ok
-            checks += 1
-            print("fold   %-22s folded registers vs unfolded %.2e  %s" % (
-                manifest["name"], e_fold, "ok" if ok else "FAIL"), flush=True)
+                errs.append((tname, float(np.abs(fl - got).max() / np.abs(got).max())))
+        ok = all(e <= args.tol for _, e in errs)
+        failed += not ok
+        checks += 1
+        print("fp     %-22s %s  %s" % (manifest["name"], "  ".join("%s %.1e" % te for te in errs),
+                                        "ok" if ok else "FAIL"), flush=True)
     sp = load_tokenizer(args.tokenizer)
     with open(args.text, encoding="utf-8") as f:
         tokens = encode_text(sp, f.read())
