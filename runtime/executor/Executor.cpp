@@ -198,7 +198,8 @@ Executor::run(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
   auto alloc = [&](std::vector<int64_t> shape) {
     HostTensor t;
     t.shape = std::move(shape);
-    t.buffer = device->allocate(t.numel() * sizeof(float));
+    t.buffer = device->allocate(t.numel() * sizeof(float),
+                                /*zeroFill=*/false);
     t.f32 = t.buffer ? t.buffer->f32() : nullptr;
     outOfMemory |= !t.buffer;
     return t;

@@ -12,11 +12,11 @@ namespace {
 
 class CpuBuffer final : public Buffer {
 public:
-  explicit CpuBuffer(size_t bytes) : size(bytes) {
+  CpuBuffer(size_t bytes, bool zeroFill) : size(bytes) {
     // aligned_alloc wants a multiple of the alignment.
     size_t rounded = (bytes + 63) / 64 * 64;
     ptr = rounded ? std::aligned_alloc(64, rounded) : nullptr;
-    if (ptr)
+    if (ptr && zeroFill)
       std::memset(ptr, 0, rounded);
   }
   ~CpuBuffer() override { std::free(ptr); }
@@ -49,8 +49,8 @@ public:
            (hasAvx512Vnni() ? ", AVX-512-VNNI)" : ", portable GEMM)");
   }
   bool isHost() const override { return true; }
-  std::shared_ptr<Buffer> allocate(size_t bytes) override {
-    auto b = std::make_shared<CpuBuffer>(bytes);
+  std::shared_ptr<Buffer> allocate(size_t bytes, bool zeroFill) override {
+    auto b = std::make_shared<CpuBuffer>(bytes, zeroFill);
     return b->valid() ? b : nullptr;
   }
   Stream &defaultStream() override { return stream; }

@@ -23,8 +23,8 @@
 
 namespace w4a4::rt {
 
-/// A device allocation (64-byte aligned, zero-filled). Freed with the last
-/// reference.
+/// A device allocation (64-byte aligned; zero-filled unless allocated as
+/// scratch). Freed with the last reference.
 class Buffer {
 public:
   virtual ~Buffer() = default;
@@ -52,7 +52,11 @@ public:
   /// True when device addresses are host addresses (the host may read a
   /// buffer after synchronize() without a copy).
   virtual bool isHost() const = 0;
-  virtual std::shared_ptr<Buffer> allocate(size_t bytes) = 0;
+  /// Zero-filled memory, or with `zeroFill = false` memory whose contents
+  /// are unspecified (for kernel outputs: every kernel writes all of its
+  /// output, which the kernel tests check with NaN-poisoned outputs).
+  virtual std::shared_ptr<Buffer> allocate(size_t bytes,
+                                           bool zeroFill = true) = 0;
   virtual Stream &defaultStream() = 0;
   /// Copies `bytes` between host and device memory in stream order.
   virtual Status copyToDevice(Stream &s, void *dst, const void *src,
