@@ -107,16 +107,16 @@ FailureOr<llvm::DenseMap<Value, SiteStats>> mlir::w4a4::calibrateSites(
               s.hessian.assign(width * width, 0.0);
           }
           s.rows += rows;
-          rowsF64.resize(rows * width);
-          for (int64_t i = 0; i < rows * width; ++i)
-            rowsF64[i] = static_cast<double>(t.f32[i]);
           for (int64_t r = 0; r < rows; ++r)
             for (int64_t c = 0; c < width; ++c)
-              s.absmax[c] =
-                  std::max(s.absmax[c], std::fabs(rowsF64[r * width + c]));
-          if (hessian) // upper triangle of H += X^T X
-            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, width, rows, 1.0,
-                        rowsF64.data(), width, 1.0, s.hessian.data(), width);
+              s.absmax[c] = std::max(s.absmax[c], static_cast<double>(std::fabs(
+                                                      t.f32[r * width + c])));
+          if (!hessian)
+            return;
+          rowsF64.assign(t.f32, t.f32 + rows * width);
+          // Upper triangle of H += X^T X.
+          cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, width, rows, 1.0,
+                      rowsF64.data(), width, 1.0, s.hessian.data(), width);
         });
     if (!r) {
       module.emitError(pass)

@@ -158,7 +158,9 @@ struct QuantizeWeightsPass
       qw = ::w4a4::rt::quantizeRtn(*values, out, in, wq,
                                    site ? site->hessian.data() : nullptr);
     }
-    if (site) {
+    if (site && reportEnabled()) {
+      // For the report only: e^T H e, and w^T H w as the error of all-zero
+      // codes.
       ::w4a4::rt::QuantizedWeights zero;
       zero.codes.assign(out * in, 0);
       zero.scales.assign(qw.scales.size(), 0.0f);

@@ -34,6 +34,11 @@ void mlir::w4a4::reportFact(llvm::StringRef key, llvm::json::Value value) {
     facts[key] = std::move(value);
 }
 
+bool mlir::w4a4::reportEnabled() {
+  std::lock_guard<std::mutex> lock(factsMutex);
+  return listeners > 0;
+}
+
 ReportInstrumentation::ReportInstrumentation(std::shared_ptr<ReportLog> log)
     : log(std::move(log)) {
   std::lock_guard<std::mutex> lock(factsMutex);

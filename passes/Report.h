@@ -23,6 +23,9 @@ namespace mlir::w4a4 {
 
 /// Records one fact about the running pass (no-op without a listener).
 void reportFact(llvm::StringRef key, llvm::json::Value value);
+/// Whether a report listens: facts that cost work to compute are computed
+/// only then.
+bool reportEnabled();
 
 /// The report: one entry per module-level pass run. Outlives the pass
 /// managers that fill it.

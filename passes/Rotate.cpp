@@ -181,19 +181,15 @@ struct RotatePass : mlir::w4a4::impl::W4A4RotateBase<RotatePass> {
       auto lin = dyn_cast<LinearOp>(op);
       if (!lin)
         return success();
-      switch (classifySite(lin)) {
+      Site site = classifySite(lin);
+      switch (site) {
       case Site::QKV:
       case Site::W1W3:
       case Site::LMHead:
         return mark(lin.getWeight(), true, op);
       case Site::OProj:
-        o2.push_back(lin);
-        if (lin.getBias())
-          if (failed(mark(lin.getBias(), true, op)))
-            return failure();
-        return mark(lin.getWeight(), false, op);
       case Site::W2:
-        w2.push_back(lin);
+        (site == Site::OProj ? o2 : w2).push_back(lin);
         if (lin.getBias())
           if (failed(mark(lin.getBias(), true, op)))
             return failure();

@@ -50,15 +50,12 @@ struct SmoothQuantPass
     if (failed(stats))
       return signalPassFailure();
     dropCalibration(module);
-    llvm::DenseMap<Value, std::vector<double>> absmax;
-    for (auto &[input, s] : *stats)
-      absmax[input] = std::move(s.absmax);
     reportFact("alpha", static_cast<double>(alpha));
     reportFact("sites", static_cast<int64_t>(sites.size()));
     if (!stats->empty())
       reportFact("positions", stats->begin()->second.rows);
     for (auto &[input, linears] : sites)
-      if (failed(smooth(input, linears, absmax[input])))
+      if (failed(smooth(input, linears, (*stats)[input].absmax)))
         return signalPassFailure();
     module.walk([&](WeightOp w) {
       if (w->use_empty())

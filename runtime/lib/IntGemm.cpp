@@ -20,6 +20,13 @@ int64_t padded(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 namespace {
 
+/// DESIGN.md's activation code of one value (s != 0), stored + bias.
+inline uint8_t biasedCode(float x, float s, float qmax, int bias) {
+  float v = std::nearbyint(x / s);
+  v = std::min(std::max(v, -qmax - 1), qmax);
+  return static_cast<uint8_t>(static_cast<int>(v) + bias);
+}
+
 /// One row, portable: the definition.
 void quantizeRowPortable(const float *xr, int64_t cols, float clipf, float qmax,
                          int bias, uint8_t *q, float &scale) {
@@ -30,11 +37,8 @@ void quantizeRowPortable(const float *xr, int64_t cols, float clipf, float qmax,
   scale = s;
   if (s == 0)
     return; // all codes 0 (stored as the bias)
-  for (int64_t c = 0; c < cols; ++c) {
-    float v = std::nearbyint(xr[c] / s);
-    v = std::min(std::max(v, -qmax - 1), qmax);
-    q[c] = static_cast<uint8_t>(static_cast<int>(v) + bias);
-  }
+  for (int64_t c = 0; c < cols; ++c)
+    q[c] = biasedCode(xr[c], s, qmax, bias);
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -66,11 +70,8 @@ quantizeRowAvx512(const float *xr, int64_t cols, float clipf, float qmax,
     _mm_storeu_si128(reinterpret_cast<__m128i *>(q + c),
                      _mm512_cvtepi32_epi8(code));
   }
-  for (; c < cols; ++c) {
-    float v = std::nearbyint(xr[c] / s);
-    v = std::min(std::max(v, -qmax - 1), qmax);
-    q[c] = static_cast<uint8_t>(static_cast<int>(v) + bias);
-  }
+  for (; c < cols; ++c)
+    q[c] = biasedCode(xr[c], s, qmax, bias);
 }
 
 bool hasAvx512() {
