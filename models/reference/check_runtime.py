@@ -50,6 +50,21 @@ def run_logits(run, onnx_path, ids):
         return np.fromfile(out, dtype=np.float32)
 
 
+def positions_error(run, model_path, ids, full, begin):
+    """Relative difference between the logits of positions [begin, n) computed
+    alone (w4a4-run --positions, the row-wise tail on those rows only) and the
+    same rows of the full run's logits `full`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "rows.f32")
+        subprocess.run([run, model_path, "--ids", ",".join(map(str, ids)), "--positions", "%d:%d" % (begin, len(ids)),
+                        "--dump-logits", out], check=True, capture_output=True, text=True)
+        rows = np.fromfile(out, dtype=np.float32)
+    want = full.reshape(len(ids), -1)[begin:].reshape(-1)
+    if rows.shape != want.shape:
+        return float("inf")
+    return float(np.abs(rows - want).max() / np.abs(want).max())
+
+
 def run_ppl(run, model_path, text, tokenizer, tmp):
     """w4a4-run perplexity of a model on a text (ctx 64, stride 32)."""
     js = os.path.join(tmp, "r.json")
@@ -87,11 +102,13 @@ def main():
         ort = ort_logits(onnx_path, ids[None]).reshape(-1)
         e_torch = float(np.abs(got - ref).max() / np.abs(ref).max())
         e_ort = float(np.abs(got - ort).max() / np.abs(ort).max())
-        ok = e_torch <= args.tol and e_ort <= args.tol
+        # Scored positions only (what perplexity runs): the same rows.
+        e_rows = positions_error(args.run, onnx_path, ids, got, 20)
+        ok = e_torch <= args.tol and e_ort <= args.tol and e_rows <= 1e-6
         failed += not ok
         checks += 1
-        print("logits %-22s vs torch %.2e  vs onnxruntime %.2e  %s" % (
-            manifest["name"], e_torch, e_ort, "ok" if ok else "FAIL"), flush=True)
+        print("logits %-22s vs torch %.2e  vs onnxruntime %.2e  positions 20: %.1e  %s" % (
+            manifest["name"], e_torch, e_ort, e_rows, "ok" if ok else "FAIL"), flush=True)
         # Every fp transform preserves the function (DESIGN.md's first test
         # of every transform): logits after each pass sequence against the
         # imported model's, on every shipped model.
@@ -185,6 +202,13 @@ def main():
                 got = run_ppl(args.run, quantized, args.text, args.tokenizer, tmp)
                 rel = abs(got["ppl"] - ref["ppl"]) / ref["ppl"]
                 ok = got["tokens"] == ref["tokens"] and rel <= args.quant_tol
+                if cname == "quarot-full/rtn":
+                    # The integer tail (last layer's o_proj and MLP with
+                    # online Hadamards) on the scored positions only.
+                    ids = [sp.bos_id()] + tokens[:36]
+                    e_rows = positions_error(args.run, quantized, ids, run_logits(args.run, quantized, ids), 11)
+                    print("rows   %-18s %-20s positions 11: vs full run %.1e" % (name, cname, e_rows), flush=True)
+                    ok = ok and e_rows <= 1e-6
                 failed += not ok
                 checks += 1
                 print("w4a4   %-18s %-20s compiled %9.4f  reference fake-quant %9.4f  rel %.2e  %s" % (

@@ -79,6 +79,17 @@ Executor::create(ModuleOp module, StringRef entry,
     if (isa<QLinearOp>(op))
       if (llvm::Error e = ex->prepareQLinear(&op))
         return std::move(e);
+  // The row-wise tail, found backwards from the return.
+  for (Operation &op : llvm::reverse(func.getBody().front())) {
+    if (!isa<RMSNormOp, LinearOp, QLinearOp, AddOp, SwiGLUOp, HadamardOp,
+             QuantizeOp>(op))
+      continue;
+    bool onlyTail = llvm::all_of(op.getUsers(), [&](Operation *user) {
+      return isa<func::ReturnOp>(user) || ex->tail.contains(user);
+    });
+    if (onlyTail && !op.use_empty())
+      ex->tail.insert(&op);
+  }
   return ex;
 }
 
@@ -170,7 +181,41 @@ int64_t rowsOf(const HostTensor &t) { return t.numel() / t.shape.back(); }
 llvm::Expected<HostTensor>
 Executor::run(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
               llvm::function_ref<void(Value, const HostTensor &)> observe) {
+  return execute(ids, batch, seq, observe, -1, -1);
+}
+
+llvm::Expected<HostTensor> Executor::runRows(const std::vector<int64_t> &ids,
+                                             int64_t batch, int64_t seq,
+                                             int64_t begin, int64_t end) {
+  if (begin < 0 || end < begin || end > seq)
+    return llvm::createStringError(
+        "rows [" + std::to_string(begin) + ", " + std::to_string(end) +
+        ") are outside the sequence of " + std::to_string(seq));
+  return execute(ids, batch, seq, {}, begin, end);
+}
+
+/// Positions [begin, end) of a [batch, seq, ...] tensor.
+static HostTensor slicePositions(const HostTensor &t, int64_t begin,
+                                 int64_t end) {
+  int64_t inner = t.numel() / (t.shape[0] * t.shape[1]);
+  HostTensor s;
+  s.shape = t.shape;
+  s.shape[1] = end - begin;
+  s.owned = std::make_shared<std::vector<float>>(s.numel());
+  for (int64_t b = 0; b < t.shape[0]; ++b)
+    std::copy(t.f32 + (b * t.shape[1] + begin) * inner,
+              t.f32 + (b * t.shape[1] + end) * inner,
+              s.owned->data() + b * (end - begin) * inner);
+  s.f32 = s.owned->data();
+  return s;
+}
+
+llvm::Expected<HostTensor>
+Executor::execute(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
+                  llvm::function_ref<void(Value, const HostTensor &)> observe,
+                  int64_t begin, int64_t end) {
   auto f = cast<func::FuncOp>(func);
+  bool rows = begin >= 0;
   if (static_cast<int64_t>(ids.size()) != batch * seq || seq < 0)
     return llvm::createStringError("expected " + std::to_string(batch * seq) +
                                    " token ids");
@@ -182,7 +227,7 @@ Executor::run(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
 
   // Quantized activations, shared by the qlinears reading one input with the
   // same bits and clip (q/k/v, w1/w3): quantized once per run.
-  std::map<std::tuple<void *, int64_t, double>,
+  std::map<std::tuple<void *, int64_t, double, bool>,
            std::shared_ptr<rt::QuantizedRows>>
       quantizedInputs;
 
@@ -213,9 +258,28 @@ Executor::run(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
       return opError(op, tryStatus.message());                                 \
   } while (false)
 
+  // With rows requested, the tail reads its operands from outside the tail
+  // sliced to those positions (once per value). The output's positions are
+  // the token positions: an operand with another sequence length (a
+  // register prefix still attached) is used whole and sliced at the return.
+  llvm::DenseMap<Value, HostTensor> sliced;
+  auto sliceable = [&](const HostTensor &t) {
+    return t.f32 && t.shape.size() >= 3 && t.shape[0] == batch &&
+           t.shape[1] == seq;
+  };
   for (Operation &opRef : f.getBody().front()) {
     Operation *op = &opRef;
-    auto get = [&](Value v) -> HostTensor & { return env[v]; };
+    bool inTail = rows && tail.contains(op);
+    auto get = [&](Value v) -> HostTensor & {
+      HostTensor &t = env[v];
+      if (!inTail || !v.getDefiningOp() || tail.contains(v.getDefiningOp()) ||
+          isa<WeightOp, arith::ConstantOp>(v.getDefiningOp()) || !sliceable(t))
+        return t;
+      auto it = sliced.find(v);
+      if (it == sliced.end())
+        it = sliced.try_emplace(v, slicePositions(t, begin, end)).first;
+      return it->second;
+    };
     llvm::Expected<HostTensor> result =
         llvm::TypeSwitch<Operation *, llvm::Expected<HostTensor>>(op)
             .Case<WeightOp, arith::ConstantOp>(
@@ -365,7 +429,7 @@ Executor::run(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
               if (q.getActBits() > 0) {
                 double clip = q.getActClipRatio().convertToDouble();
                 auto &xq = quantizedInputs[{q.getInput().getAsOpaquePointer(),
-                                            q.getActBits(), clip}];
+                                            q.getActBits(), clip, inTail}];
                 if (!xq) {
                   xq = std::make_shared<rt::QuantizedRows>();
                   TRY(device->quantizeActivations(stream, x.f32, rows, w.in,
@@ -405,7 +469,12 @@ Executor::run(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
       rt::Status done = stream.synchronize();
       if (!done.ok())
         return llvm::createStringError(done.message());
-      return env[ret.getOperand(0)];
+      HostTensor &out = env[ret.getOperand(0)];
+      if (rows && out.shape.size() >= 2 && out.shape[1] == seq)
+        return slicePositions(out, begin, end);
+      if (rows && (out.shape.size() < 2 || out.shape[1] != end - begin))
+        return opError(op, "cannot select positions of the result");
+      return out;
     }
     if (op->getNumResults() == 1) {
       if (observe)
@@ -414,8 +483,10 @@ Executor::run(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
     }
     for (Value v : op->getOperands())
       if (lastUse.lookup(v) == op &&
-          !isa_and_nonnull<WeightOp, arith::ConstantOp>(v.getDefiningOp()))
+          !isa_and_nonnull<WeightOp, arith::ConstantOp>(v.getDefiningOp())) {
         env.erase(v);
+        sliced.erase(v);
+      }
   }
 #undef TRY
   return llvm::createStringError("function without a return");

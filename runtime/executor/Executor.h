@@ -13,6 +13,7 @@
 
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/DenseSet.h"
 #include "llvm/Support/Error.h"
 
 #include <memory>
@@ -55,12 +56,31 @@ public:
   run(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
       llvm::function_ref<void(Value, const HostTensor &)> observe = {});
 
+  /// Like run(), but only positions [begin, end) of the result are needed
+  /// (perplexity scores part of each window): returns [batch, end - begin,
+  /// vocab]. The row-wise tail of the function (the ops after the last one
+  /// that mixes positions: final norm, LM head, usually the last layer's
+  /// o_proj and MLP) runs on those positions only. Each row of the tail is
+  /// computed as in run(), so the rows equal run()'s up to the BLAS's
+  /// blocking of the GEMM.
+  llvm::Expected<HostTensor> runRows(const std::vector<int64_t> &ids,
+                                     int64_t batch, int64_t seq, int64_t begin,
+                                     int64_t end);
+
 private:
+  llvm::Expected<HostTensor>
+  execute(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
+          llvm::function_ref<void(Value, const HostTensor &)> observe,
+          int64_t begin, int64_t end);
   Executor() = default;
   llvm::Expected<HostTensor> constant(Operation *op, Attribute value);
   llvm::Error prepareQLinear(Operation *op);
 
   Operation *func = nullptr;
+  /// The row-wise tail: ops whose every result row depends only on the same
+  /// row of their operands, and whose results are used only by the tail or
+  /// returned.
+  llvm::DenseSet<Operation *> tail;
   std::shared_ptr<::w4a4::rt::Device> device;
   llvm::DenseMap<Operation *, HostTensor> constants;
   /// Per qlinear: unpacked integer weights, and dequantized fp32 weights for

@@ -10,12 +10,18 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace w4a4::rt {
 
 namespace {
 constexpr int64_t kAlign = 64;
 int64_t padded(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+/// Activation rows are padded to whole AMX row tiles (two of 16 rows).
+constexpr int64_t kRowAlign = 32;
 } // namespace
 
 namespace {
@@ -91,7 +97,8 @@ void quantizeActivations(const float *x, int64_t rows, int64_t cols, int bits,
   out.cols = cols;
   out.stride = padded(cols);
   out.bits = bits;
-  out.codes.assign(rows * out.stride, static_cast<uint8_t>(bias));
+  int64_t paddedRows = (rows + kRowAlign - 1) / kRowAlign * kRowAlign;
+  out.codes.assign(paddedRows * out.stride, static_cast<uint8_t>(bias));
   out.scales.assign(rows, 0.0f);
   auto row = &quantizeRowPortable;
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -191,6 +198,24 @@ bool hasAvx512Vnni() {
     return __builtin_cpu_supports("avx512f") &&
            __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vnni");
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
+
+bool hasAmxInt8() {
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
+  static const bool has = [] {
+    __builtin_cpu_init();
+    if (!hasAvx512Vnni() || !__builtin_cpu_supports("amx-tile") ||
+        !__builtin_cpu_supports("amx-int8"))
+      return false;
+    // Linux hands out the tile state only to processes that ask for it
+    // (ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA); refused means no AMX.
+    constexpr long kReqXcompPerm = 0x1023, kXtileData = 18;
+    return syscall(SYS_arch_prctl, kReqXcompPerm, kXtileData) == 0;
   }();
   return has;
 #else
@@ -332,6 +357,136 @@ vnni(const QuantizedRows &x, const PackedWeights &w, const float *bias,
 }
 #endif
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#define W4A4_AMX_TARGET                                                        \
+  __attribute__((target("amx-tile,amx-int8,avx512f,avx512bw")))
+
+/// The tile configuration of palette 1: tiles 0-3 accumulate int32 C
+/// (2 row tiles x 2 output blocks), 4-5 hold activations (16 rows x 64
+/// bytes), 6-7 weight panels (16 rows of 4 inputs x 16 outputs = 64 bytes):
+/// every tile 16 rows of 64 bytes.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, startRow = 0, reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+/// C tiles (NR row tiles x NB output blocks) of one group: ksteps steps of 64
+/// inputs. `a` is the first activation byte of the group (rows `aStride`
+/// apart), `b` the group's first panel row of the first output block (the
+/// next block `blockStride` bytes on). Writes C to c[(r * 2 + n) * 256].
+template <int NR, int NB>
+W4A4_AMX_TARGET inline void amxGroup(const uint8_t *a, int64_t aStride,
+                                     const int8_t *b, int64_t blockStride,
+                                     int64_t ksteps, int32_t *c) {
+  _tile_zero(0);
+  if (NB > 1)
+    _tile_zero(1);
+  if (NR > 1)
+    _tile_zero(2);
+  if (NR > 1 && NB > 1)
+    _tile_zero(3);
+  for (int64_t s = 0; s < ksteps; ++s) {
+    _tile_loadd(4, a + s * 64, aStride);
+    if (NR > 1)
+      _tile_loadd(5, a + 16 * aStride + s * 64, aStride);
+    _tile_loadd(6, b + s * 1024, 64);
+    if (NB > 1)
+      _tile_loadd(7, b + blockStride + s * 1024, 64);
+    _tile_dpbusd(0, 4, 6);
+    if (NB > 1)
+      _tile_dpbusd(1, 4, 7);
+    if (NR > 1)
+      _tile_dpbusd(2, 5, 6);
+    if (NR > 1 && NB > 1)
+      _tile_dpbusd(3, 5, 7);
+  }
+  _tile_stored(0, c, 64);
+  if (NB > 1)
+    _tile_stored(1, c + 256, 64);
+  if (NR > 1)
+    _tile_stored(2, c + 512, 64);
+  if (NR > 1 && NB > 1)
+    _tile_stored(3, c + 768, 64);
+}
+
+/// AMX-INT8: output tiles of 32 rows x 32 outputs; per group the int32 sums
+/// come from TDPBUSD (u8 activations x s8 weights, the VNNI panels are
+/// already AMX's B layout), then the VNNI path's epilogue, operation for
+/// operation, so all paths are bit-identical.
+W4A4_AMX_TARGET void amx(const QuantizedRows &x, const PackedWeights &w,
+                         const float *bias, float *y) {
+  int32_t xBias = 1 << (x.bits - 1);
+  int64_t groupLen = w.group ? w.group : w.stride, ksteps = groupLen / 64;
+  int64_t k4s = w.stride / 4, blocks = (w.out + 15) / 16;
+  int64_t rowTiles = (x.rows + 31) / 32, colTiles = (blocks + 1) / 2;
+  const __m512i xBiasV = _mm512_set1_epi32(xBias);
+#pragma omp parallel
+  {
+    TileConfig cfg;
+    for (int t = 0; t < 8; ++t) {
+      cfg.rows[t] = 16;
+      cfg.colsb[t] = 64;
+    }
+    _tile_loadconfig(&cfg);
+    alignas(64) int32_t c[4 * 256];
+    __m512 sums[32][2];
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t rt = 0; rt < rowTiles; ++rt)
+      for (int64_t ct = 0; ct < colTiles; ++ct) {
+        int64_t t0 = rt * 32, b0 = ct * 2;
+        int nr = t0 + 16 < x.rows ? 2 : 1;
+        int nb = static_cast<int>(std::min<int64_t>(2, blocks - b0));
+        for (int64_t r = 0; r < 32; ++r)
+          sums[r][0] = sums[r][1] = _mm512_setzero_ps();
+        for (int64_t g = 0; g < w.groups; ++g) {
+          const uint8_t *a = x.codes.data() + t0 * x.stride + g * groupLen;
+          const int8_t *b =
+              w.panels.data() + (b0 * k4s + g * groupLen / 4) * 64;
+          int64_t bs = k4s * 64;
+          if (nr == 2 && nb == 2)
+            amxGroup<2, 2>(a, x.stride, b, bs, ksteps, c);
+          else if (nr == 2)
+            amxGroup<2, 1>(a, x.stride, b, bs, ksteps, c);
+          else if (nb == 2)
+            amxGroup<1, 2>(a, x.stride, b, bs, ksteps, c);
+          else
+            amxGroup<1, 1>(a, x.stride, b, bs, ksteps, c);
+          for (int n = 0; n < nb; ++n) {
+            int64_t o0 = (b0 + n) * 16;
+            __m512i corr = _mm512_mullo_epi32(
+                xBiasV, _mm512_loadu_si512(w.codeSumsByGroup.data() +
+                                           g * w.outPadded + o0));
+            __m512 sc =
+                _mm512_loadu_ps(w.scalesByGroup.data() + g * w.outPadded + o0);
+            for (int64_t r = 0; r < 16 * nr; ++r) {
+              __m512i acc = _mm512_load_si512(c + ((r / 16) * 2 + n) * 256 +
+                                              (r % 16) * 16);
+              __m512 term = _mm512_mul_ps(
+                  _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, corr)), sc);
+              sums[r][n] = _mm512_add_ps(sums[r][n], term);
+            }
+          }
+        }
+        int64_t valid_rows = std::min<int64_t>(32, x.rows - t0);
+        for (int64_t r = 0; r < valid_rows; ++r) {
+          __m512 xs = _mm512_set1_ps(x.scales[t0 + r]);
+          for (int n = 0; n < nb; ++n) {
+            int64_t o0 = (b0 + n) * 16;
+            int64_t valid = std::min<int64_t>(16, w.out - o0);
+            __mmask16 m = static_cast<__mmask16>((1u << valid) - 1);
+            __m512 v = _mm512_mul_ps(sums[r][n], xs);
+            if (bias)
+              v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + o0));
+            _mm512_mask_storeu_ps(y + (t0 + r) * w.out + o0, m, v);
+          }
+        }
+      }
+    _tile_release();
+  }
+}
+#endif
+
 } // namespace
 
 Status intGemm(const QuantizedRows &x, const PackedWeights &w,
@@ -341,16 +496,33 @@ Status intGemm(const QuantizedRows &x, const PackedWeights &w,
                          " does not match the weights' " +
                          std::to_string(w.in));
   bool vnniOk = hasAvx512Vnni() && (w.group == 0 || w.group % 4 == 0);
+  bool amxOk = hasAmxInt8() && (w.group == 0 || w.group % 64 == 0);
   if (path == GemmPath::Avx512Vnni && !vnniOk)
     return Status::error("the AVX-512-VNNI path is unavailable here (CPU, or "
                          "groups not a multiple of 4)");
-  if (path == GemmPath::Portable || !vnniOk) {
-    portable(x, w, bias, y);
+  if (path == GemmPath::AmxInt8 && !amxOk)
+    return Status::error("the AMX-INT8 path is unavailable here (CPU, the "
+                         "kernel's permission, or groups not a multiple of "
+                         "64)");
+  if (path == GemmPath::Auto)
+    path = amxOk    ? GemmPath::AmxInt8
+           : vnniOk ? GemmPath::Avx512Vnni
+                    : GemmPath::Portable;
+  if (x.codes.size() < static_cast<size_t>((x.rows + kRowAlign - 1) /
+                                           kRowAlign * kRowAlign * x.stride))
+    return Status::error("quantized activations without row padding (use "
+                         "quantizeActivations)");
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (path == GemmPath::AmxInt8) {
+    amx(x, w, bias, y);
     return {};
   }
-#if defined(__x86_64__) && defined(__GNUC__)
-  vnni(x, w, bias, y);
+  if (path == GemmPath::Avx512Vnni) {
+    vnni(x, w, bias, y);
+    return {};
+  }
 #endif
+  portable(x, w, bias, y);
   return {};
 }
 

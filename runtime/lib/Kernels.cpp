@@ -3,12 +3,18 @@
 #include "w4a4/runtime/Kernels.h"
 #include "w4a4/runtime/IntGemm.h"
 
+#include "VecMath.h"
+
 #include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #ifdef _OPENMP
@@ -94,18 +100,69 @@ void linear(const float *x, const float *w, const float *bias, int64_t rows,
   }
 }
 
+namespace {
+/// cos and sin of p * theta^(-2i/d) for positions p in [0, positions),
+/// i in [0, d/2), computed in float64 and rounded to float.
+struct RopeTable {
+  int64_t half, positions;
+  std::vector<float> cos, sin;
+};
+
+void fillRope(double theta, int64_t headDim, int64_t p0, int64_t p1,
+              float *cosT, float *sinT) {
+  int64_t half = headDim / 2;
+  for (int64_t p = p0; p < p1; ++p)
+    for (int64_t i = 0; i < half; ++i) {
+      double inv = 1.0 / std::pow(theta, static_cast<double>(2 * i) / headDim);
+      double ang = static_cast<double>(p) * inv;
+      cosT[(p - p0) * half + i] = static_cast<float>(std::cos(ang));
+      sinT[(p - p0) * half + i] = static_cast<float>(std::sin(ang));
+    }
+}
+
+/// The tables of (theta, headDim) covering at least `positions`, kept for
+/// the life of the process (every window of a perplexity run reuses them).
+/// A table is immutable once published; growing replaces it.
+std::shared_ptr<const RopeTable> ropeTable(double theta, int64_t headDim,
+                                           int64_t positions) {
+  static std::mutex mutex;
+  static std::map<std::pair<double, int64_t>, std::shared_ptr<const RopeTable>>
+      cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto &entry = cache[{theta, headDim}];
+  if (!entry || entry->positions < positions) {
+    auto t = std::make_shared<RopeTable>();
+    t->half = headDim / 2;
+    t->positions =
+        std::max<int64_t>({positions, entry ? 2 * entry->positions : 0, 512});
+    t->cos.resize(t->positions * t->half);
+    t->sin.resize(t->positions * t->half);
+    fillRope(theta, headDim, 0, t->positions, t->cos.data(), t->sin.data());
+    entry = std::move(t);
+  }
+  return entry;
+}
+} // namespace
+
 void rope(const float *x, int64_t batch, int64_t seq, int64_t heads,
           int64_t headDim, double theta, int64_t offset, bool interleaved,
           float *out) {
   int64_t half = headDim / 2, width = heads * headDim;
-  std::vector<float> cosT(seq * half), sinT(seq * half);
-  for (int64_t s = 0; s < seq; ++s)
-    for (int64_t i = 0; i < half; ++i) {
-      double inv = 1.0 / std::pow(theta, static_cast<double>(2 * i) / headDim);
-      double ang = static_cast<double>(s + offset) * inv;
-      cosT[s * half + i] = static_cast<float>(std::cos(ang));
-      sinT[s * half + i] = static_cast<float>(std::sin(ang));
-    }
+  std::shared_ptr<const RopeTable> table;
+  std::vector<float> localCos, localSin;
+  const float *cosT, *sinT;
+  if (offset >= 0) {
+    table = ropeTable(theta, headDim, offset + seq);
+    cosT = table->cos.data() + offset * half;
+    sinT = table->sin.data() + offset * half;
+  } else {
+    localCos.resize(seq * half);
+    localSin.resize(seq * half);
+    fillRope(theta, headDim, offset, offset + seq, localCos.data(),
+             localSin.data());
+    cosT = localCos.data();
+    sinT = localSin.data();
+  }
 #pragma omp parallel for schedule(static)
   for (int64_t bs = 0; bs < batch * seq; ++bs) {
     int64_t s = bs % seq;
@@ -124,6 +181,60 @@ void rope(const float *x, int64_t batch, int64_t seq, int64_t heads,
   }
 }
 
+namespace {
+constexpr int64_t kLanes = 16;
+
+/// Lane maxima of row[0, n): 16 lanes over the blocks of 16, the tail
+/// folded into the first lanes; then combined in lane order.
+W4A4_INLINE float rowMax(const float *row, int64_t n) {
+  using namespace detail;
+  int64_t body = n / kLanes * kLanes;
+  F16 m = splat(-std::numeric_limits<float>::infinity());
+  for (int64_t j = 0; j < body; j += kLanes) {
+    F16 v = load16(row + j);
+    m = v > m ? v : m;
+  }
+  float lanes[kLanes];
+  store16(lanes, m);
+  for (int64_t j = body; j < n; ++j)
+    lanes[j - body] = row[j] > lanes[j - body] ? row[j] : lanes[j - body];
+  float mx = lanes[0];
+  for (int64_t l = 1; l < kLanes; ++l)
+    mx = lanes[l] > mx ? lanes[l] : mx;
+  return mx;
+}
+
+/// row[0, n) = softmax(row[0, n)) in place: exp(x - max) on 16 lanes, the
+/// sum over 16 lane sums (a fixed order on every instruction set).
+W4A4_VECTOR_CLONES void softmaxInPlace(float *__restrict row, int64_t n) {
+  using namespace detail;
+  int64_t body = n / kLanes * kLanes;
+  float mx = rowMax(row, n);
+  F16 s = splat(0.0f), mv = splat(mx);
+  for (int64_t j = 0; j < body; j += kLanes) {
+    F16 e = expPoly(load16(row + j) - mv);
+    store16(row + j, e);
+    s += e;
+  }
+  float lanes[kLanes];
+  store16(lanes, s);
+  for (int64_t j = body; j < n; ++j) {
+    float e = expPoly(row[j] - mx);
+    row[j] = e;
+    lanes[j - body] += e;
+  }
+  float sum = 0.0f;
+  for (int64_t l = 0; l < kLanes; ++l)
+    sum += lanes[l];
+  float inv = 1.0f / sum;
+  F16 iv = splat(inv);
+  for (int64_t j = 0; j < body; j += kLanes)
+    store16(row + j, load16(row + j) * iv);
+  for (int64_t j = body; j < n; ++j)
+    row[j] *= inv;
+}
+} // namespace
+
 void attention(const float *q, const float *k, const float *v, const float *kp,
                const float *vp, int64_t prefix, int64_t batch, int64_t seq,
                int64_t heads, int64_t kvHeads, int64_t headDim, double scale,
@@ -131,57 +242,120 @@ void attention(const float *q, const float *k, const float *v, const float *kp,
   int64_t group = heads / kvHeads, qWidth = heads * headDim,
           kvWidth = kvHeads * headDim, n = prefix + seq;
   float sc = static_cast<float>(scale);
-  // Per (batch, head): S = Q K^T (sgemm over the strided head slices), the
-  // causal softmax row by row, then O = P V (sgemm).
+  // Work items are (batch, head, block of kQueryBlock queries); a block
+  // sees the keys up to its last query (causal), so the upper triangle is
+  // not computed: S = Q K^T (sgemm on the strided head slices), the softmax
+  // row by row over the visible keys, then O = P V (sgemm).
+  constexpr int64_t kQueryBlock = 64;
+  int64_t blocks = (seq + kQueryBlock - 1) / kQueryBlock;
 #pragma omp parallel
   {
-    std::vector<float> kh(n * headDim), vh(n * headDim), s(seq * n);
-#pragma omp for collapse(2) schedule(dynamic)
+    std::vector<float> kh, vh, s(kQueryBlock * n);
+    if (prefix) {
+      kh.resize(n * headDim);
+      vh.resize(n * headDim);
+    }
+#pragma omp for collapse(3) schedule(dynamic)
     for (int64_t b = 0; b < batch; ++b)
-      for (int64_t h = 0; h < heads; ++h) {
-        int64_t g = h / group;
-        for (int64_t j = 0; j < n; ++j) {
-          const float *ks =
-              j < prefix ? kp + j * kvWidth + g * headDim
-                         : k + (b * seq + j - prefix) * kvWidth + g * headDim;
-          const float *vs =
-              j < prefix ? vp + j * kvWidth + g * headDim
-                         : v + (b * seq + j - prefix) * kvWidth + g * headDim;
-          std::copy(ks, ks + headDim, kh.data() + j * headDim);
-          std::copy(vs, vs + headDim, vh.data() + j * headDim);
-        }
-        const float *qh = q + b * seq * qWidth + h * headDim;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, seq, n, headDim,
-                    sc, qh, qWidth, kh.data(), headDim, 0.0f, s.data(), n);
-        for (int64_t t = 0; t < seq; ++t) {
-          float *row = s.data() + t * n;
-          int64_t visible = prefix + t + 1;
-          float mx = -std::numeric_limits<float>::infinity();
-          for (int64_t j = 0; j < visible; ++j)
-            mx = std::max(mx, row[j]);
-          float sum = 0;
-          for (int64_t j = 0; j < visible; ++j) {
-            row[j] = std::exp(row[j] - mx);
-            sum += row[j];
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t blk = 0; blk < blocks; ++blk) {
+          // Largest blocks first, for the dynamic schedule's balance.
+          int64_t t0 = (blocks - 1 - blk) * kQueryBlock,
+                  t1 = std::min(seq, t0 + kQueryBlock), keys = prefix + t1;
+          int64_t g = h / group;
+          const float *ks = k + b * seq * kvWidth + g * headDim,
+                      *vs = v + b * seq * kvWidth + g * headDim;
+          int64_t ld = kvWidth;
+          if (prefix) {
+            // The constant prefix and the sequence as one key matrix.
+            for (int64_t j = 0; j < keys; ++j) {
+              const float *kr = j < prefix ? kp + j * kvWidth + g * headDim
+                                           : ks + (j - prefix) * kvWidth;
+              const float *vr = j < prefix ? vp + j * kvWidth + g * headDim
+                                           : vs + (j - prefix) * kvWidth;
+              std::copy(kr, kr + headDim, kh.data() + j * headDim);
+              std::copy(vr, vr + headDim, vh.data() + j * headDim);
+            }
+            ks = kh.data();
+            vs = vh.data();
+            ld = headDim;
           }
-          float inv = 1.0f / sum;
-          for (int64_t j = 0; j < visible; ++j)
-            row[j] *= inv;
-          std::fill(row + visible, row + n, 0.0f);
+          const float *qh = q + (b * seq + t0) * qWidth + h * headDim;
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t1 - t0, keys,
+                      headDim, sc, qh, qWidth, ks, ld, 0.0f, s.data(), keys);
+          for (int64_t t = t0; t < t1; ++t) {
+            float *row = s.data() + (t - t0) * keys;
+            int64_t visible = prefix + t + 1;
+            softmaxInPlace(row, visible);
+            std::fill(row + visible, row + keys, 0.0f);
+          }
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t1 - t0,
+                      headDim, keys, 1.0f, s.data(), keys, vs, ld, 0.0f,
+                      out + (b * seq + t0) * qWidth + h * headDim, qWidth);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, seq, headDim, n,
-                    1.0f, s.data(), n, vh.data(), headDim, 0.0f,
-                    out + b * seq * qWidth + h * headDim, qWidth);
-      }
   }
 }
 
-void swiglu(const float *gate, const float *up, int64_t n, float *out) {
-#pragma omp parallel for schedule(static)
+namespace {
+W4A4_VECTOR_CLONES void swigluRange(const float *__restrict gate,
+                                    const float *__restrict up, int64_t n,
+                                    float *__restrict out) {
   for (int64_t i = 0; i < n; ++i) {
     float g = gate[i];
-    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+    out[i] = g / (1.0f + detail::expPoly(-g)) * up[i];
   }
+}
+
+/// log(sum_v exp(row[v] - max)) with max = max_v row[v] returned in `mx`:
+/// exp in float on 16 lanes, the lane sums in float64.
+W4A4_VECTOR_CLONES double logSumExpShifted(const float *__restrict row,
+                                           int64_t n, float &mx) {
+  using namespace detail;
+  int64_t body = n / kLanes * kLanes;
+  float m = rowMax(row, n);
+  F16 mv = splat(m);
+  D16 s = D16{} + 0.0;
+  for (int64_t j = 0; j < body; j += kLanes)
+    s += __builtin_convertvector(expPoly(load16(row + j) - mv), D16);
+  double lanes[kLanes];
+  std::memcpy(lanes, &s, sizeof(lanes));
+  for (int64_t j = body; j < n; ++j)
+    lanes[j - body] += static_cast<double>(expPoly(row[j] - m));
+  double sum = 0.0;
+  for (int64_t l = 0; l < kLanes; ++l)
+    sum += lanes[l];
+  mx = m;
+  return std::log(sum);
+}
+} // namespace
+
+void swiglu(const float *gate, const float *up, int64_t n, float *out) {
+  // Chunks of whole cache lines per thread; each chunk one vector loop.
+  constexpr int64_t kChunk = 4096;
+  int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    int64_t i0 = c * kChunk, i1 = std::min(n, i0 + kChunk);
+    swigluRange(gate + i0, up + i0, i1 - i0, out + i0);
+  }
+}
+
+Status tokenNll(const float *logits, int64_t rows, int64_t vocab,
+                const int64_t *targets, double *nll) {
+  for (int64_t r = 0; r < rows; ++r)
+    if (targets[r] < 0 || targets[r] >= vocab)
+      return Status::error("target token id " + std::to_string(targets[r]) +
+                           " of row " + std::to_string(r) +
+                           " is outside the vocabulary [0, " +
+                           std::to_string(vocab) + ")");
+#pragma omp parallel for schedule(static) if (rows * vocab > 65536)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *row = logits + r * vocab;
+    float mx;
+    double lse = logSumExpShifted(row, vocab, mx);
+    nll[r] = lse - (static_cast<double>(row[targets[r]]) - mx);
+  }
+  return {};
 }
 
 void add(const float *a, const float *b, int64_t n, float *out) {

@@ -88,11 +88,24 @@ struct Case {
 };
 
 TEST(IntGemm, PathsAreBitIdenticalToNaiveIntegerReference) {
-  std::vector<Case> cases = {{1, 3, 33, 0, 4},    {5, 17, 64, 0, 4},
-                             {13, 64, 200, 0, 4}, {4, 4, 256, 64, 4},
-                             {7, 9, 256, 128, 4}, {6, 5, 96, 32, 4},
-                             {3, 11, 70, 0, 8},   {9, 6, 48, 0, 2},
-                             {2, 5, 40, 0, 3},    {10, 130, 256, 32, 4}};
+  std::vector<Case> cases = {{1, 3, 33, 0, 4},
+                             {5, 17, 64, 0, 4},
+                             {13, 64, 200, 0, 4},
+                             {4, 4, 256, 64, 4},
+                             {7, 9, 256, 128, 4},
+                             {6, 5, 96, 32, 4},
+                             {3, 11, 70, 0, 8},
+                             {9, 6, 48, 0, 2},
+                             {2, 5, 40, 0, 3},
+                             {10, 130, 256, 32, 4},
+                             // Around AMX's tiles (32 rows x 32 outputs x 64
+                             // inputs): partial row tiles, an odd number of
+                             // output blocks, groups of 64 and 128.
+                             {16, 16, 64, 0, 4},
+                             {17, 48, 200, 0, 4},
+                             {45, 40, 256, 64, 4},
+                             {70, 96, 768, 128, 4},
+                             {33, 33, 130, 0, 8}};
   for (const Case &c : cases) {
     SCOPED_TRACE(testing::Message() << c.rows << "x" << c.out << "x" << c.in
                                     << " g" << c.group << " b" << c.bits);
@@ -108,7 +121,8 @@ TEST(IntGemm, PathsAreBitIdenticalToNaiveIntegerReference) {
             .ok());
     auto xf = randn(c.rows * c.in);
     QuantizedRows x;
-    quantizeActivations(xf.data(), c.rows, c.in, 4, 1.0, x);
+    // 8-bit weights with 8-bit activations (the largest codes), else 4.
+    quantizeActivations(xf.data(), c.rows, c.in, c.bits == 8 ? 8 : 4, 1.0, x);
     auto bias = randn(c.out);
     for (const float *b : {static_cast<const float *>(nullptr),
                            static_cast<const float *>(bias.data())}) {
@@ -116,6 +130,8 @@ TEST(IntGemm, PathsAreBitIdenticalToNaiveIntegerReference) {
       std::vector<GemmPath> paths = {GemmPath::Portable};
       if (hasAvx512Vnni() && (c.group == 0 || c.group % 4 == 0))
         paths.push_back(GemmPath::Avx512Vnni);
+      if (hasAmxInt8() && (c.group == 0 || c.group % 64 == 0))
+        paths.push_back(GemmPath::AmxInt8);
       for (GemmPath p : paths) {
         std::vector<float> y(c.rows * c.out,
                              std::numeric_limits<float>::quiet_NaN());

@@ -9,9 +9,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
+#include <string>
+#include <tuple>
 #include <vector>
 
 using namespace w4a4::rt;
@@ -129,8 +132,11 @@ TEST(Kernels, RoPE) {
 }
 
 TEST(Kernels, AttentionGQAWithPrefix) {
-  int64_t batch = 2, seq = 7, heads = 4, kvHeads = 2, d = 8;
-  for (int64_t prefix : {0, 3}) {
+  int64_t heads = 4, kvHeads = 2, d = 8;
+  // Short sequences, and ones spanning several causal query blocks of 64.
+  for (auto [batch, seq, prefix] :
+       std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {2, 7, 0}, {2, 7, 3}, {1, 150, 0}, {2, 129, 5}}) {
     auto q = randn(batch * seq * heads * d),
          k = randn(batch * seq * kvHeads * d),
          v = randn(batch * seq * kvHeads * d),
@@ -177,7 +183,7 @@ TEST(Kernels, AttentionGQAWithPrefix) {
           }
         }
       }
-    EXPECT_LE(relErr(out, ref), 1e-5) << "prefix " << prefix;
+    EXPECT_LE(relErr(out, ref), 1e-5) << "seq " << seq << " prefix " << prefix;
   }
 }
 
@@ -194,6 +200,51 @@ TEST(Kernels, SwiGLUAndAdd) {
   }
   EXPECT_LE(relErr(s, sref), 1e-5);
   EXPECT_LE(relErr(r, rref), 1e-7);
+}
+
+TEST(Kernels, SwiGLUOverTheWholeExpRange) {
+  // Gates from -100 to 100 (exp clamps beyond the float range), in lengths
+  // that are and are not multiples of the vector width; every element within
+  // 1e-6 of float64.
+  for (int64_t n : {1, 15, 16, 17, 20001}) {
+    std::vector<float> g(n), u(n, 1.0f);
+    for (int64_t i = 0; i < n; ++i)
+      g[i] = n == 1 ? -3.5f : -100.0f + 200.0f * float(i) / float(n - 1);
+    auto s = poisoned(n);
+    swiglu(g.data(), u.data(), n, s.data());
+    for (int64_t i = 0; i < n; ++i) {
+      double ref = double(g[i]) / (1.0 + std::exp(-double(g[i])));
+      ASSERT_NEAR(s[i], ref, 1e-6 * std::max(1.0, std::fabs(ref)))
+          << "gate " << g[i];
+    }
+  }
+}
+
+TEST(Kernels, TokenNllMatchesFloat64) {
+  for (auto [rows, vocab] : std::vector<std::pair<int64_t, int64_t>>{
+           {1, 5}, {3, 16}, {37, 4096}, {5, 1001}}) {
+    auto logits = randn(rows * vocab, 6.0f);
+    std::vector<int64_t> targets(rows);
+    for (int64_t r = 0; r < rows; ++r)
+      targets[r] = (r * 7919) % vocab;
+    std::vector<double> nll(rows, std::nan(""));
+    ASSERT_TRUE(
+        tokenNll(logits.data(), rows, vocab, targets.data(), nll.data()).ok());
+    for (int64_t r = 0; r < rows; ++r) {
+      const float *row = logits.data() + r * vocab;
+      double mx = *std::max_element(row, row + vocab), sum = 0;
+      for (int64_t v = 0; v < vocab; ++v)
+        sum += std::exp(double(row[v]) - mx);
+      double ref = std::log(sum) - (double(row[targets[r]]) - mx);
+      EXPECT_NEAR(nll[r], ref, 1e-6 * std::max(1.0, ref)) << "row " << r;
+    }
+  }
+  std::vector<float> logits(8, 0.0f);
+  std::vector<int64_t> bad = {8};
+  std::vector<double> nll(1);
+  Status s = tokenNll(logits.data(), 1, 8, bad.data(), nll.data());
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("outside the vocabulary"), std::string::npos);
 }
 
 TEST(Kernels, Registers) {
@@ -222,9 +273,10 @@ TEST(Kernels, Registers) {
                     (s < k ? regs[s * hidden + c] : 0.0f);
           EXPECT_EQ(added[(b * seq + s) * hidden + c], a);
         }
-        if (s < seq - k)
+        if (s < seq - k) {
           EXPECT_EQ(strip[(b * (seq - k) + s) * hidden + c],
                     x[(b * seq + s + k) * hidden + c]);
+        }
       }
   Status s = registers(RegisterMode::Add, x.data(), regs.data(), batch, 1, k,
                        hidden, added.data());

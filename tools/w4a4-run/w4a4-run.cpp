@@ -50,6 +50,10 @@ static cl::opt<std::string>
 static cl::opt<std::string>
     dumpLogits("dump-logits",
                cl::desc("Write the logits of --ids as raw float32"));
+static cl::opt<std::string> positionsArg(
+    "positions",
+    cl::desc("With --ids: compute the logits of positions B:E only "
+             "(end exclusive; the row-wise tail runs on those rows)"));
 static cl::opt<std::string>
     textFile("text", cl::desc("Evaluate perplexity on this UTF-8 text"));
 static cl::opt<std::string>
@@ -185,7 +189,17 @@ int main(int argc, char **argv) {
       return fail(toString(ids.takeError()));
     if (ids->empty())
       return fail("--ids: no token ids");
-    auto logits = (*executor)->run(*ids, 1, ids->size());
+    int64_t n = ids->size(), begin = 0, end = n;
+    if (!positionsArg.empty()) {
+      auto [b, e] = StringRef(positionsArg).split(':');
+      if (b.trim().getAsInteger(10, begin) || e.trim().getAsInteger(10, end) ||
+          begin < 0 || end <= begin || end > n)
+        return fail("--positions '" + positionsArg +
+                    "': expected B:E with 0 <= B < E <= " + Twine(n));
+    }
+    auto logits = positionsArg.empty()
+                      ? (*executor)->run(*ids, 1, n)
+                      : (*executor)->runRows(*ids, 1, n, begin, end);
     if (!logits)
       return fail(modelPath + ": " + toString(logits.takeError()));
     outs() << "logits [" << logits->shape[0] << ", " << logits->shape[1] << ", "
@@ -271,27 +285,26 @@ int main(int argc, char **argv) {
     std::vector<int64_t> input = {bos};
     input.insert(input.end(), tokens.begin() + win.start,
                  tokens.begin() + win.end);
-    auto logits = (*executor)->run(input, 1, input.size());
+    // Logits at input position j predict token win.start + j; only the
+    // positions of tokens not scored by an earlier window are computed.
+    int64_t j0 = std::max(win.first - win.start, int64_t{0}),
+            j1 = win.end - win.start;
+    auto logits = (*executor)->runRows(input, 1, input.size(), j0, j1);
     if (!logits)
       return fail(modelPath + ": " + toString(logits.takeError()));
-    int64_t vocab = logits->shape[2];
-    for (int64_t j = std::max(win.first - win.start, int64_t{0});
-         j < win.end - win.start; ++j) {
-      const float *row = logits->f32 + j * vocab;
-      int64_t target = tokens[win.start + j];
-      if (target < 0 || target >= vocab)
-        return fail("token id " + Twine(target) + " is outside the vocabulary");
-      double mx = -INFINITY;
-      for (int64_t v = 0; v < vocab; ++v)
-        mx = std::max(mx, static_cast<double>(row[v]));
-      double sum = 0;
-      for (int64_t v = 0; v < vocab; ++v)
-        sum += std::exp(static_cast<double>(row[v]) - mx);
-      double lp = static_cast<double>(row[target]) - mx - std::log(sum);
-      if (!std::isfinite(lp))
+    std::vector<int64_t> targets(tokens.begin() + win.start + j0,
+                                 tokens.begin() + win.start + j1);
+    std::vector<double> rowNll(targets.size());
+    w4a4::rt::Status scored = w4a4::rt::tokenNll(
+        logits->f32, j1 - j0, logits->shape[2], targets.data(), rowNll.data());
+    if (!scored.ok())
+      return fail(modelPath + ": window at token " + Twine(win.start) + ": " +
+                  scored.message());
+    for (int64_t j = j0; j < j1; ++j) {
+      if (!std::isfinite(rowNll[j - j0]))
         return fail("non-finite log-probability at token " +
                     Twine(win.start + j));
-      nll -= lp;
+      nll += rowNll[j - j0];
       ++count;
     }
     if (tty) {

@@ -2,8 +2,8 @@
 //
 // Y[t, o] = s_x[t] * sum_g s_w[o, g] * sum_(i in g) qx[t, i] * qw[o, i]
 // with b-bit symmetric codes, int32 accumulation, and one float epilogue
-// shared by every path, so that the portable and the AVX-512-VNNI paths are
-// bit-identical (int32 sums are exact in any order).
+// shared by every path, so that the portable, AVX-512-VNNI and AMX-INT8
+// paths are bit-identical (int32 sums are exact in any order).
 //
 //===----------------------------------------------------------------------===//
 
@@ -19,15 +19,16 @@ namespace w4a4::rt {
 
 /// Per-row quantized activations. Codes are stored biased by 2^(bits-1)
 /// (so unsigned, as VNNI's u8 x s8 products want); columns are padded with
-/// the bias value up to a multiple of 64.
+/// the bias value up to a multiple of 64, rows up to a multiple of 32 (whole
+/// AMX tiles).
 struct QuantizedRows {
   int64_t rows = 0, cols = 0, stride = 0;
   int bits = 0;
-  std::vector<uint8_t> codes; // [rows, stride], code + 2^(bits-1)
+  std::vector<uint8_t> codes; // [rows padded, stride], code + 2^(bits-1)
   std::vector<float> scales;  // [rows]
 };
 
-enum class GemmPath { Auto, Portable, Avx512Vnni };
+enum class GemmPath { Auto, Portable, Avx512Vnni, AmxInt8 };
 
 /// Quantizes x [rows, cols] per row: s = clip * max|x| / (2^(b-1) - 1),
 /// q = clamp(round_half_even(x / s), -2^(b-1), 2^(b-1) - 1); s = 0 gives q = 0.
@@ -69,10 +70,14 @@ Status packWeights(const int8_t *irCodes, const float *scales, int64_t out,
 
 /// True when the CPU (and this build) can run the AVX-512-VNNI path.
 bool hasAvx512Vnni();
+/// True when the CPU has AMX-INT8 and the OS grants this process the tile
+/// state (Linux: arch_prctl(ARCH_REQ_XCOMP_PERM), asked on the first call).
+bool hasAmxInt8();
 
-/// y [rows, out] = the quantized product (+ bias[out]). Auto picks VNNI when
-/// available and the grouping allows it (per channel, or groups of a
-/// multiple of 4); an explicit path that cannot run is an error.
+/// y [rows, out] = the quantized product (+ bias[out]). Auto picks AMX-INT8
+/// when available and the grouping allows it (per channel, or groups of a
+/// multiple of 64), else VNNI (per channel, or groups of a multiple of 4),
+/// else the portable loops; an explicit path that cannot run is an error.
 Status intGemm(const QuantizedRows &x, const PackedWeights &w,
                const float *bias, float *y, GemmPath path = GemmPath::Auto);
 

@@ -52,6 +52,13 @@ void attention(const float *q, const float *k, const float *v, const float *kp,
 /// out = silu(gate) * up, elementwise.
 void swiglu(const float *gate, const float *up, int64_t n, float *out);
 
+/// Perplexity scoring: nll[r] = -log softmax(logits[r, :])[targets[r]] for
+/// each of `rows` rows of `vocab` logits, as log(sum_v exp(l_v - max)) -
+/// (l_t - max) with the sum in float64. Targets outside [0, vocab) are an
+/// error; non-finite logits give a non-finite nll (the caller reports it).
+Status tokenNll(const float *logits, int64_t rows, int64_t vocab,
+                const int64_t *targets, double *nll);
+
 /// out = a + b, elementwise.
 void add(const float *a, const float *b, int64_t n, float *out);
 
