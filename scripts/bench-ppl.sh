@@ -2,7 +2,9 @@
 # Perplexity-evaluation throughput, measured in one run on the same tokens:
 # the w4a4 fp32 path, the w4a4 W4A4 integer path (fold-registers + RTN
 # weights + per-token 4-bit activations), and onnxruntime-node fp32 on the
-# same ONNX file. Prints tokens/s, PPL and the ratios. Not a test.
+# same ONNX file. w4a4-run computes the logits of the scored positions only;
+# the "all positions" rows do onnxruntime's work (every position's logits).
+# Prints tokens/s, PPL and the ratios. Not a test.
 #   scripts/bench-ppl.sh [MODEL_DIR] [MAX_TOKENS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,18 +34,31 @@ PY
   --w4a4-quantize-activations --emit-bytecode -o "$TMP/w4a4.mlirbc"
 
 run() { "$B/bin/w4a4-run" "$1" --tokens "$TMP/ids.txt" --ctx "$CTX" --stride "$STRIDE" \
-          --num-threads "$THREADS" --json "$2" > /dev/null; }
+          --num-threads "$THREADS" --json "$2" "${@:3}" > /dev/null; }
 run "$TMP/fp32.mlirbc" "$TMP/fp32.json"
 run "$TMP/w4a4.mlirbc" "$TMP/w4a4.json"
+# The same W4A4 run computing the logits of every window position (the work
+# onnxruntime does: the ONNX graph returns them all), and with the VNNI GEMM
+# instead of AMX where the CPU has AMX.
+run "$TMP/fp32.mlirbc" "$TMP/fp32-all.json" --all-positions
+run "$TMP/w4a4.mlirbc" "$TMP/w4a4-all.json" --all-positions
+GEMMS="auto"
+if run "$TMP/w4a4.mlirbc" "$TMP/w4a4-vnni.json" --int-gemm=vnni 2>/dev/null; then GEMMS="vnni"; fi
 node models/reference/ort/ort_ppl.js "$MODEL_DIR/model.onnx" "$TMP/ids.txt" "$CTX" "$STRIDE" 1 "$THREADS" > "$TMP/ort.json"
 
-/usr/bin/python3 - "$MODEL_DIR" "$TMP" "$CTX" "$STRIDE" "$THREADS" <<'PY'
-import json, sys
-model, tmp, ctx, stride, threads = sys.argv[1:]
-r = {k: json.load(open("%s/%s.json" % (tmp, k))) for k in ("fp32", "w4a4", "ort")}
+/usr/bin/python3 - "$MODEL_DIR" "$TMP" "$CTX" "$STRIDE" "$THREADS" "$GEMMS" <<'PY'
+import json, os, sys
+model, tmp, ctx, stride, threads, gemms = sys.argv[1:]
+keys = ["ort", "fp32", "w4a4", "fp32-all", "w4a4-all"] + (["w4a4-vnni"] if gemms == "vnni" else [])
+r = {k: json.load(open("%s/%s.json" % (tmp, k))) for k in keys}
 print("model %s, %d tokens, ctx %s, stride %s, %s threads" % (model, r["fp32"]["tokens"], ctx, stride, threads))
-print("%-28s %12s %10s %8s" % ("path", "tokens/s", "PPL", "vs ORT"))
-for k, name in (("ort", "onnxruntime-node fp32"), ("fp32", "w4a4 fp32"), ("w4a4", "w4a4 W4A4 (integer GEMM)")):
-    print("%-28s %12.1f %10.3f %7.2fx" % (name, r[k]["tokens_per_s"], r[k]["ppl"],
+print("%-44s %10s %10s %8s" % ("path", "tokens/s", "PPL", "vs ORT"))
+names = {"ort": "onnxruntime-node fp32", "fp32": "w4a4 fp32",
+         "w4a4": "w4a4 W4A4 (integer GEMM)",
+         "fp32-all": "w4a4 fp32, logits at all positions",
+         "w4a4-all": "w4a4 W4A4, logits at all positions",
+         "w4a4-vnni": "w4a4 W4A4, VNNI GEMM instead of AMX"}
+for k in keys:
+    print("%-44s %10.1f %10.3f %7.2fx" % (names[k], r[k]["tokens_per_s"], r[k]["ppl"],
                                          r[k]["tokens_per_s"] / r["ort"]["tokens_per_s"]))
 PY

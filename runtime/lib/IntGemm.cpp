@@ -3,6 +3,7 @@
 #include "w4a4/runtime/IntGemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -205,6 +206,14 @@ bool hasAvx512Vnni() {
 #endif
 }
 
+namespace {
+std::atomic<GemmPath> preferredPath{GemmPath::Auto};
+} // namespace
+
+void setPreferredGemmPath(GemmPath path) {
+  preferredPath.store(path, std::memory_order_relaxed);
+}
+
 bool hasAmxInt8() {
 #if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
   static const bool has = [] {
@@ -262,6 +271,28 @@ void portable(const QuantizedRows &x, const PackedWeights &w, const float *bias,
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
+/// The epilogue of the VNNI and AMX paths on 16 outputs: one group's term
+/// float(acc - xBias * codeSum) * scale added to the running sum, and the
+/// final y = sum * s_x (+ bias) stored for the valid outputs. The scalar
+/// epilogue's operations in its order.
+__attribute__((target("avx512f,avx512bw"), always_inline)) inline __m512
+addGroupTerm(__m512 sum, __m512i acc, __m512i corr, __m512 scale) {
+  return _mm512_add_ps(
+      sum,
+      _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, corr)), scale));
+}
+
+__attribute__((target("avx512f,avx512bw"), always_inline)) inline void
+storeOutputs(__m512 sum, float xScale, const float *bias, int64_t o0,
+             int64_t out, float *yRow) {
+  int64_t valid = std::min<int64_t>(16, out - o0);
+  __mmask16 m = static_cast<__mmask16>((1u << valid) - 1);
+  __m512 v = _mm512_mul_ps(sum, _mm512_set1_ps(xScale));
+  if (bias)
+    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + o0));
+  _mm512_mask_storeu_ps(yRow + o0, m, v);
+}
+
 /// Register tile: 4 rows x 64 outputs (4 panels of 16). Each step broadcasts
 /// 4 activation bytes per row and multiplies them with a 64-byte panel (16
 /// outputs x 4 inputs): 16 dpbusd per 8 loads, no horizontal sums. The
@@ -332,26 +363,15 @@ vnni(const QuantizedRows &x, const PackedWeights &w, const float *bias,
                                            g * w.outPadded + o0));
             __m512 sc =
                 _mm512_loadu_ps(w.scalesByGroup.data() + g * w.outPadded + o0);
-            for (int64_t r = 0; r < R; ++r) {
-              __m512 term = _mm512_mul_ps(
-                  _mm512_cvtepi32_ps(_mm512_sub_epi32(a[r][c], corr)), sc);
-              sums[r][c] = _mm512_add_ps(sums[r][c], term);
-            }
+            for (int64_t r = 0; r < R; ++r)
+              sums[r][c] = addGroupTerm(sums[r][c], a[r][c], corr, sc);
           }
         }
         int64_t nr = std::min(R, x.rows - t0);
-        for (int64_t r = 0; r < nr; ++r) {
-          __m512 xs = _mm512_set1_ps(x.scales[t0 + r]);
-          for (int64_t c = 0; c < nb; ++c) {
-            int64_t o0 = (b0 + c) * 16;
-            int64_t valid = std::min<int64_t>(16, w.out - o0);
-            __mmask16 m = static_cast<__mmask16>((1u << valid) - 1);
-            __m512 v = _mm512_mul_ps(sums[r][c], xs);
-            if (bias)
-              v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + o0));
-            _mm512_mask_storeu_ps(y + (t0 + r) * w.out + o0, m, v);
-          }
-        }
+        for (int64_t r = 0; r < nr; ++r)
+          for (int64_t c = 0; c < nb; ++c)
+            storeOutputs(sums[r][c], x.scales[t0 + r], bias, (b0 + c) * 16,
+                         w.out, y + (t0 + r) * w.out);
       }
   }
 }
@@ -459,28 +479,19 @@ W4A4_AMX_TARGET void amx(const QuantizedRows &x, const PackedWeights &w,
                                            g * w.outPadded + o0));
             __m512 sc =
                 _mm512_loadu_ps(w.scalesByGroup.data() + g * w.outPadded + o0);
-            for (int64_t r = 0; r < 16 * nr; ++r) {
-              __m512i acc = _mm512_load_si512(c + ((r / 16) * 2 + n) * 256 +
-                                              (r % 16) * 16);
-              __m512 term = _mm512_mul_ps(
-                  _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, corr)), sc);
-              sums[r][n] = _mm512_add_ps(sums[r][n], term);
-            }
+            for (int64_t r = 0; r < 16 * nr; ++r)
+              sums[r][n] =
+                  addGroupTerm(sums[r][n],
+                               _mm512_load_si512(c + ((r / 16) * 2 + n) * 256 +
+                                                 (r % 16) * 16),
+                               corr, sc);
           }
         }
-        int64_t valid_rows = std::min<int64_t>(32, x.rows - t0);
-        for (int64_t r = 0; r < valid_rows; ++r) {
-          __m512 xs = _mm512_set1_ps(x.scales[t0 + r]);
-          for (int n = 0; n < nb; ++n) {
-            int64_t o0 = (b0 + n) * 16;
-            int64_t valid = std::min<int64_t>(16, w.out - o0);
-            __mmask16 m = static_cast<__mmask16>((1u << valid) - 1);
-            __m512 v = _mm512_mul_ps(sums[r][n], xs);
-            if (bias)
-              v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + o0));
-            _mm512_mask_storeu_ps(y + (t0 + r) * w.out + o0, m, v);
-          }
-        }
+        int64_t validRows = std::min<int64_t>(32, x.rows - t0);
+        for (int64_t r = 0; r < validRows; ++r)
+          for (int n = 0; n < nb; ++n)
+            storeOutputs(sums[r][n], x.scales[t0 + r], bias, (b0 + n) * 16,
+                         w.out, y + (t0 + r) * w.out);
       }
     _tile_release();
   }
@@ -504,10 +515,14 @@ Status intGemm(const QuantizedRows &x, const PackedWeights &w,
     return Status::error("the AMX-INT8 path is unavailable here (CPU, the "
                          "kernel's permission, or groups not a multiple of "
                          "64)");
-  if (path == GemmPath::Auto)
+  if (path == GemmPath::Auto) {
+    GemmPath preferred = preferredPath.load(std::memory_order_relaxed);
+    amxOk &= preferred == GemmPath::Auto || preferred == GemmPath::AmxInt8;
+    vnniOk &= preferred != GemmPath::Portable;
     path = amxOk    ? GemmPath::AmxInt8
            : vnniOk ? GemmPath::Avx512Vnni
                     : GemmPath::Portable;
+  }
   if (x.codes.size() < static_cast<size_t>((x.rows + kRowAlign - 1) /
                                            kRowAlign * kRowAlign * x.stride))
     return Status::error("quantized activations without row padding (use "

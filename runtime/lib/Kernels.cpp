@@ -189,7 +189,7 @@ constexpr int64_t kLanes = 16;
 W4A4_INLINE float rowMax(const float *row, int64_t n) {
   using namespace detail;
   int64_t body = n / kLanes * kLanes;
-  F16 m = splat(-std::numeric_limits<float>::infinity());
+  F16 m = splat<F16>(-std::numeric_limits<float>::infinity());
   for (int64_t j = 0; j < body; j += kLanes) {
     F16 v = load16(row + j);
     m = v > m ? v : m;
@@ -210,7 +210,7 @@ W4A4_VECTOR_CLONES void softmaxInPlace(float *__restrict row, int64_t n) {
   using namespace detail;
   int64_t body = n / kLanes * kLanes;
   float mx = rowMax(row, n);
-  F16 s = splat(0.0f), mv = splat(mx);
+  F16 s = splat<F16>(0.0f), mv = splat<F16>(mx);
   for (int64_t j = 0; j < body; j += kLanes) {
     F16 e = expPoly(load16(row + j) - mv);
     store16(row + j, e);
@@ -219,7 +219,7 @@ W4A4_VECTOR_CLONES void softmaxInPlace(float *__restrict row, int64_t n) {
   float lanes[kLanes];
   store16(lanes, s);
   for (int64_t j = body; j < n; ++j) {
-    float e = expPoly(row[j] - mx);
+    float e = expPoly<float>(row[j] - mx);
     row[j] = e;
     lanes[j - body] += e;
   }
@@ -227,7 +227,7 @@ W4A4_VECTOR_CLONES void softmaxInPlace(float *__restrict row, int64_t n) {
   for (int64_t l = 0; l < kLanes; ++l)
     sum += lanes[l];
   float inv = 1.0f / sum;
-  F16 iv = splat(inv);
+  F16 iv = splat<F16>(inv);
   for (int64_t j = 0; j < body; j += kLanes)
     store16(row + j, load16(row + j) * iv);
   for (int64_t j = body; j < n; ++j)
@@ -302,7 +302,7 @@ W4A4_VECTOR_CLONES void swigluRange(const float *__restrict gate,
                                     float *__restrict out) {
   for (int64_t i = 0; i < n; ++i) {
     float g = gate[i];
-    out[i] = g / (1.0f + detail::expPoly(-g)) * up[i];
+    out[i] = g / (1.0f + detail::expPoly<float>(-g)) * up[i];
   }
 }
 
@@ -313,14 +313,14 @@ W4A4_VECTOR_CLONES double logSumExpShifted(const float *__restrict row,
   using namespace detail;
   int64_t body = n / kLanes * kLanes;
   float m = rowMax(row, n);
-  F16 mv = splat(m);
+  F16 mv = splat<F16>(m);
   D16 s = D16{} + 0.0;
   for (int64_t j = 0; j < body; j += kLanes)
     s += __builtin_convertvector(expPoly(load16(row + j) - mv), D16);
   double lanes[kLanes];
   std::memcpy(lanes, &s, sizeof(lanes));
   for (int64_t j = body; j < n; ++j)
-    lanes[j - body] += static_cast<double>(expPoly(row[j] - m));
+    lanes[j - body] += static_cast<double>(expPoly<float>(row[j] - m));
   double sum = 0.0;
   for (int64_t l = 0; l < kLanes; ++l)
     sum += lanes[l];

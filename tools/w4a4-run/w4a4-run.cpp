@@ -15,6 +15,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/executor/Executor.h"
+#include "w4a4/runtime/IntGemm.h"
 #include "w4a4/runtime/Kernels.h"
 
 #include "dialects/W4A4/W4A4Ops.h"
@@ -54,6 +55,19 @@ static cl::opt<std::string> positionsArg(
     "positions",
     cl::desc("With --ids: compute the logits of positions B:E only "
              "(end exclusive; the row-wise tail runs on those rows)"));
+static cl::opt<bool> allPositions(
+    "all-positions",
+    cl::desc("Perplexity: compute the logits of every position of each "
+             "window (as the ONNX graph does), not only of the scored ones"));
+static cl::opt<w4a4::rt::GemmPath> intGemm(
+    "int-gemm", cl::desc("Integer GEMM path of W4A4 linears"),
+    cl::init(w4a4::rt::GemmPath::Auto),
+    cl::values(
+        clEnumValN(w4a4::rt::GemmPath::Auto, "auto", "the fastest available"),
+        clEnumValN(w4a4::rt::GemmPath::AmxInt8, "amx", "AMX-INT8 tiles"),
+        clEnumValN(w4a4::rt::GemmPath::Avx512Vnni, "vnni", "AVX-512-VNNI"),
+        clEnumValN(w4a4::rt::GemmPath::Portable, "portable",
+                   "plain C++ loops")));
 static cl::opt<std::string>
     textFile("text", cl::desc("Evaluate perplexity on this UTF-8 text"));
 static cl::opt<std::string>
@@ -174,6 +188,11 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(argc, argv,
                               "w4a4 model runner: logits and perplexity\n");
   w4a4::rt::setThreads(numThreads);
+  if ((intGemm == w4a4::rt::GemmPath::AmxInt8 && !w4a4::rt::hasAmxInt8()) ||
+      (intGemm == w4a4::rt::GemmPath::Avx512Vnni &&
+       !w4a4::rt::hasAvx512Vnni()))
+    return fail("--int-gemm: this CPU (or OS) cannot run that path");
+  w4a4::rt::setPreferredGemmPath(intGemm);
 
   mlir::MLIRContext context;
   auto module = loadModel(context, argv[0]);
@@ -289,14 +308,18 @@ int main(int argc, char **argv) {
     // positions of tokens not scored by an earlier window are computed.
     int64_t j0 = std::max(win.first - win.start, int64_t{0}),
             j1 = win.end - win.start;
-    auto logits = (*executor)->runRows(input, 1, input.size(), j0, j1);
+    auto logits = allPositions
+                      ? (*executor)->run(input, 1, input.size())
+                      : (*executor)->runRows(input, 1, input.size(), j0, j1);
     if (!logits)
       return fail(modelPath + ": " + toString(logits.takeError()));
+    const float *first =
+        logits->f32 + (allPositions ? j0 * logits->shape[2] : 0);
     std::vector<int64_t> targets(tokens.begin() + win.start + j0,
                                  tokens.begin() + win.start + j1);
     std::vector<double> rowNll(targets.size());
     w4a4::rt::Status scored = w4a4::rt::tokenNll(
-        logits->f32, j1 - j0, logits->shape[2], targets.data(), rowNll.data());
+        first, j1 - j0, logits->shape[2], targets.data(), rowNll.data());
     if (!scored.ok())
       return fail(modelPath + ": window at token " + Twine(win.start) + ": " +
                   scored.message());

@@ -74,6 +74,12 @@ bool hasAvx512Vnni();
 /// state (Linux: arch_prctl(ARCH_REQ_XCOMP_PERM), asked on the first call).
 bool hasAmxInt8();
 
+/// The path GemmPath::Auto resolves to (process-wide; default Auto = the
+/// fastest available). A preferred path that cannot run a given GEMM (CPU,
+/// grouping) falls back to the next slower one. For benchmarks and
+/// debugging (w4a4-run --int-gemm).
+void setPreferredGemmPath(GemmPath path);
+
 /// y [rows, out] = the quantized product (+ bias[out]). Auto picks AMX-INT8
 /// when available and the grouping allows it (per channel, or groups of a
 /// multiple of 64), else VNNI (per channel, or groups of a multiple of 4),
