@@ -189,8 +189,7 @@ int main(int argc, char **argv) {
                               "w4a4 model runner: logits and perplexity\n");
   w4a4::rt::setThreads(numThreads);
   if ((intGemm == w4a4::rt::GemmPath::AmxInt8 && !w4a4::rt::hasAmxInt8()) ||
-      (intGemm == w4a4::rt::GemmPath::Avx512Vnni &&
-       !w4a4::rt::hasAvx512Vnni()))
+      (intGemm == w4a4::rt::GemmPath::Avx512Vnni && !w4a4::rt::hasAvx512Vnni()))
     return fail("--int-gemm: this CPU (or OS) cannot run that path");
   w4a4::rt::setPreferredGemmPath(intGemm);
 
