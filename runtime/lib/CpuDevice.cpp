@@ -45,8 +45,11 @@ public:
   std::string name() const override {
     int n = threads > 0 ? threads
                         : static_cast<int>(std::thread::hardware_concurrency());
-    return "cpu (" + std::to_string(n) + " threads" +
-           (hasAvx512Vnni() ? ", AVX-512-VNNI)" : ", portable GEMM)");
+    return "cpu (" + std::to_string(n) + " threads, " +
+           (hasAmxInt8()      ? "AMX-INT8"
+            : hasAvx512Vnni() ? "AVX-512-VNNI"
+                              : "portable") +
+           " integer GEMM)";
   }
   bool isHost() const override { return true; }
   std::shared_ptr<Buffer> allocate(size_t bytes, bool zeroFill) override {

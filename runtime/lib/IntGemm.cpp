@@ -206,6 +206,20 @@ bool hasAvx512Vnni() {
 #endif
 }
 
+const char *gemmPathName(GemmPath path) {
+  switch (path) {
+  case GemmPath::Auto:
+    return "auto";
+  case GemmPath::Portable:
+    return "portable";
+  case GemmPath::Avx512Vnni:
+    return "vnni";
+  case GemmPath::AmxInt8:
+    return "amx";
+  }
+  return "unknown";
+}
+
 namespace {
 std::atomic<GemmPath> preferredPath{GemmPath::Auto};
 } // namespace

@@ -352,6 +352,9 @@ int main(int argc, char **argv) {
                         {"tokens_per_s", count / wall},
                         {"wall_s", wall},
                         {"ctx", static_cast<int64_t>(ctx)},
+                        {"device", (*executor)->getDevice().name()},
+                        {"int_gemm", w4a4::rt::gemmPathName(intGemm)},
+                        {"all_positions", static_cast<bool>(allPositions)},
                         {"stride", static_cast<int64_t>(stride)}};
     std::ofstream out(jsonOut);
     out << j.dump(2) << "\n";

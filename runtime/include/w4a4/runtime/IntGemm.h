@@ -29,6 +29,8 @@ struct QuantizedRows {
 };
 
 enum class GemmPath { Auto, Portable, Avx512Vnni, AmxInt8 };
+/// "auto", "portable", "vnni" or "amx" (w4a4-run --int-gemm's spelling).
+const char *gemmPathName(GemmPath path);
 
 /// Quantizes x [rows, cols] per row: s = clip * max|x| / (2^(b-1) - 1),
 /// q = clamp(round_half_even(x / s), -2^(b-1), 2^(b-1) - 1); s = 0 gives q = 0.
