@@ -4,12 +4,20 @@
 # weights + per-token 4-bit activations), and onnxruntime-node fp32 on the
 # same ONNX file. w4a4-run computes the logits of the scored positions only;
 # the "all positions" rows do onnxruntime's work (every position's logits).
-# Prints tokens/s, PPL and the ratios. Not a test.
-#   scripts/bench-ppl.sh [MODEL_DIR] [MAX_TOKENS]
+# Prints tokens/s, PPL and the ratios per model. Not a test.
+#   scripts/bench-ppl.sh [MODEL_DIR...] [MAX_TOKENS]
+# Default: the three 7M models (baseline, dr_sink, qat_kurtosis), 8192 tokens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODEL_DIR=${1:-models/zoo/baseline}
-MAX_TOKENS=${2:-8192}
+MODELS=()
+MAX_TOKENS=8192
+for a in "$@"; do
+  if [[ "$a" =~ ^[0-9]+$ ]]; then MAX_TOKENS=$a
+  elif [ -f "$a/model.onnx" ]; then MODELS+=("$a")
+  else echo "bench-ppl.sh: $a: not a model directory (no model.onnx) nor a token count" >&2; exit 2
+  fi
+done
+[ ${#MODELS[@]} -gt 0 ] || MODELS=(models/zoo/baseline models/zoo/dr_sink models/zoo/qat_kurtosis)
 CTX=${CTX:-256}
 STRIDE=${STRIDE:-128}
 THREADS=${THREADS:-2}
@@ -29,29 +37,34 @@ sp = load_tokenizer("models/tokenizer/w4a4c_bpe4096.model")
 ids = encode_text(sp, open(sys.argv[1], encoding="utf-8").read())[: int(sys.argv[2])]
 print(" ".join(map(str, ids)))
 PY
-"$B/bin/w4a4-import" "$MODEL_DIR/model.onnx" --emit-bytecode -o "$TMP/fp32.mlirbc"
-"$B/bin/w4a4-opt" "$TMP/fp32.mlirbc" --w4a4-fold-registers --w4a4-quantize-weights \
-  --w4a4-quantize-activations --emit-bytecode -o "$TMP/w4a4.mlirbc"
-
 run() { "$B/bin/w4a4-run" "$1" --tokens "$TMP/ids.txt" --ctx "$CTX" --stride "$STRIDE" \
           --num-threads "$THREADS" --json "$2" "${@:3}" > /dev/null; }
-run "$TMP/fp32.mlirbc" "$TMP/fp32.json"
-run "$TMP/w4a4.mlirbc" "$TMP/w4a4.json"
-# The same W4A4 run computing the logits of every window position (the work
-# onnxruntime does: the ONNX graph returns them all), and with the VNNI GEMM
-# instead of AMX where the CPU has AMX.
-run "$TMP/fp32.mlirbc" "$TMP/fp32-all.json" --all-positions
-run "$TMP/w4a4.mlirbc" "$TMP/w4a4-all.json" --all-positions
-GEMMS="auto"
-if run "$TMP/w4a4.mlirbc" "$TMP/w4a4-vnni.json" --int-gemm=vnni 2>/dev/null; then GEMMS="vnni"; fi
-node models/reference/ort/ort_ppl.js "$MODEL_DIR/model.onnx" "$TMP/ids.txt" "$CTX" "$STRIDE" 1 "$THREADS" > "$TMP/ort.json"
+for MODEL_DIR in "${MODELS[@]}"; do
+  rm -f "$TMP"/*.json
+  "$B/bin/w4a4-import" "$MODEL_DIR/model.onnx" --emit-bytecode -o "$TMP/fp32.mlirbc"
+  "$B/bin/w4a4-opt" "$TMP/fp32.mlirbc" --w4a4-fold-registers --w4a4-quantize-weights \
+    --w4a4-quantize-activations --emit-bytecode -o "$TMP/w4a4.mlirbc"
+  run "$TMP/fp32.mlirbc" "$TMP/fp32.json"
+  run "$TMP/w4a4.mlirbc" "$TMP/w4a4.json"
+  # The same runs computing the logits of every window position (the work
+  # onnxruntime does: the ONNX graph returns them all), and W4A4 with the
+  # VNNI GEMM where the CPU has AMX (the default there).
+  run "$TMP/fp32.mlirbc" "$TMP/fp32-all.json" --all-positions
+  run "$TMP/w4a4.mlirbc" "$TMP/w4a4-all.json" --all-positions
+  if grep -q AMX "$TMP/w4a4.json"; then
+    run "$TMP/w4a4.mlirbc" "$TMP/w4a4-vnni.json" --int-gemm=vnni
+  fi
+  node models/reference/ort/ort_ppl.js "$MODEL_DIR/model.onnx" "$TMP/ids.txt" "$CTX" "$STRIDE" 1 \
+    "$THREADS" > "$TMP/ort.json"
 
-/usr/bin/python3 - "$MODEL_DIR" "$TMP" "$CTX" "$STRIDE" "$THREADS" "$GEMMS" <<'PY'
+  /usr/bin/python3 - "$MODEL_DIR" "$TMP" "$CTX" "$STRIDE" "$THREADS" <<'PY'
 import json, os, sys
-model, tmp, ctx, stride, threads, gemms = sys.argv[1:]
-keys = ["ort", "fp32", "w4a4", "fp32-all", "w4a4-all"] + (["w4a4-vnni"] if gemms == "vnni" else [])
+model, tmp, ctx, stride, threads = sys.argv[1:]
+keys = [k for k in ("ort", "fp32", "w4a4", "fp32-all", "w4a4-all", "w4a4-vnni")
+        if os.path.exists("%s/%s.json" % (tmp, k))]
 r = {k: json.load(open("%s/%s.json" % (tmp, k))) for k in keys}
-print("model %s, %d tokens, ctx %s, stride %s, %s threads" % (model, r["fp32"]["tokens"], ctx, stride, threads))
+print("model %s, %d tokens, ctx %s, stride %s, %s threads; %s" % (
+    model, r["fp32"]["tokens"], ctx, stride, threads, r["w4a4"].get("device", "")))
 print("%-44s %10s %10s %8s" % ("path", "tokens/s", "PPL", "vs ORT"))
 names = {"ort": "onnxruntime-node fp32", "fp32": "w4a4 fp32",
          "w4a4": "w4a4 W4A4 (integer GEMM)",
@@ -61,4 +74,6 @@ names = {"ort": "onnxruntime-node fp32", "fp32": "w4a4 fp32",
 for k in keys:
     print("%-44s %10.1f %10.3f %7.2fx" % (names[k], r[k]["tokens_per_s"], r[k]["ppl"],
                                          r[k]["tokens_per_s"] / r["ort"]["tokens_per_s"]))
+print()
 PY
+done
