@@ -285,10 +285,20 @@ void portable(const QuantizedRows &x, const PackedWeights &w, const float *bias,
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-/// The epilogue of the VNNI and AMX paths on 16 outputs: one group's term
+/// The epilogue of the VNNI and AMX paths on 16 outputs: group g's bias
+/// correction xBias * codeSum and scales, its term
 /// float(acc - xBias * codeSum) * scale added to the running sum, and the
 /// final y = sum * s_x (+ bias) stored for the valid outputs. The scalar
 /// epilogue's operations in its order.
+__attribute__((target("avx512f,avx512bw"), always_inline)) inline void
+groupTerms(const PackedWeights &w, int64_t g, int64_t o0, __m512i xBiasV,
+           __m512i &corr, __m512 &scale) {
+  corr =
+      _mm512_mullo_epi32(xBiasV, _mm512_loadu_si512(w.codeSumsByGroup.data() +
+                                                    g * w.outPadded + o0));
+  scale = _mm512_loadu_ps(w.scalesByGroup.data() + g * w.outPadded + o0);
+}
+
 __attribute__((target("avx512f,avx512bw"), always_inline)) inline __m512
 addGroupTerm(__m512 sum, __m512i acc, __m512i corr, __m512 scale) {
   return _mm512_add_ps(
@@ -371,12 +381,9 @@ vnni(const QuantizedRows &x, const PackedWeights &w, const float *bias,
             }
           }
           for (int64_t c = 0; c < nb; ++c) {
-            int64_t o0 = (b0 + c) * 16;
-            __m512i corr = _mm512_mullo_epi32(
-                xBiasV, _mm512_loadu_si512(w.codeSumsByGroup.data() +
-                                           g * w.outPadded + o0));
-            __m512 sc =
-                _mm512_loadu_ps(w.scalesByGroup.data() + g * w.outPadded + o0);
+            __m512i corr;
+            __m512 sc;
+            groupTerms(w, g, (b0 + c) * 16, xBiasV, corr, sc);
             for (int64_t r = 0; r < R; ++r)
               sums[r][c] = addGroupTerm(sums[r][c], a[r][c], corr, sc);
           }
@@ -487,12 +494,9 @@ W4A4_AMX_TARGET void amx(const QuantizedRows &x, const PackedWeights &w,
           else
             amxGroup<1, 1>(a, x.stride, b, bs, ksteps, c);
           for (int n = 0; n < nb; ++n) {
-            int64_t o0 = (b0 + n) * 16;
-            __m512i corr = _mm512_mullo_epi32(
-                xBiasV, _mm512_loadu_si512(w.codeSumsByGroup.data() +
-                                           g * w.outPadded + o0));
-            __m512 sc =
-                _mm512_loadu_ps(w.scalesByGroup.data() + g * w.outPadded + o0);
+            __m512i corr;
+            __m512 sc;
+            groupTerms(w, g, (b0 + n) * 16, xBiasV, corr, sc);
             for (int64_t r = 0; r < 16 * nr; ++r)
               sums[r][n] =
                   addGroupTerm(sums[r][n],
