@@ -23,6 +23,9 @@ constexpr int64_t kAlign = 64;
 int64_t padded(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 /// Activation rows are padded to whole AMX row tiles (two of 16 rows).
 constexpr int64_t kRowAlign = 32;
+int64_t paddedRows(int64_t n) {
+  return (n + kRowAlign - 1) / kRowAlign * kRowAlign;
+}
 } // namespace
 
 namespace {
@@ -98,8 +101,7 @@ void quantizeActivations(const float *x, int64_t rows, int64_t cols, int bits,
   out.cols = cols;
   out.stride = padded(cols);
   out.bits = bits;
-  int64_t paddedRows = (rows + kRowAlign - 1) / kRowAlign * kRowAlign;
-  out.codes.assign(paddedRows * out.stride, static_cast<uint8_t>(bias));
+  out.codes.assign(paddedRows(rows) * out.stride, static_cast<uint8_t>(bias));
   out.scales.assign(rows, 0.0f);
   auto row = &quantizeRowPortable;
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -460,7 +462,9 @@ W4A4_AMX_TARGET void amx(const QuantizedRows &x, const PackedWeights &w,
   int32_t xBias = 1 << (x.bits - 1);
   int64_t groupLen = w.group ? w.group : w.stride, ksteps = groupLen / 64;
   int64_t k4s = w.stride / 4, blocks = (w.out + 15) / 16;
-  int64_t rowTiles = (x.rows + 31) / 32, colTiles = (blocks + 1) / 2;
+  int64_t rowTiles = paddedRows(x.rows) / kRowAlign,
+          colTiles = (blocks + 1) / 2;
+  int64_t blockStride = k4s * 64; // bytes from one 16-output panel block on
   const __m512i xBiasV = _mm512_set1_epi32(xBias);
 #pragma omp parallel
   {
@@ -484,15 +488,14 @@ W4A4_AMX_TARGET void amx(const QuantizedRows &x, const PackedWeights &w,
           const uint8_t *a = x.codes.data() + t0 * x.stride + g * groupLen;
           const int8_t *b =
               w.panels.data() + (b0 * k4s + g * groupLen / 4) * 64;
-          int64_t bs = k4s * 64;
           if (nr == 2 && nb == 2)
-            amxGroup<2, 2>(a, x.stride, b, bs, ksteps, c);
+            amxGroup<2, 2>(a, x.stride, b, blockStride, ksteps, c);
           else if (nr == 2)
-            amxGroup<2, 1>(a, x.stride, b, bs, ksteps, c);
+            amxGroup<2, 1>(a, x.stride, b, blockStride, ksteps, c);
           else if (nb == 2)
-            amxGroup<1, 2>(a, x.stride, b, bs, ksteps, c);
+            amxGroup<1, 2>(a, x.stride, b, blockStride, ksteps, c);
           else
-            amxGroup<1, 1>(a, x.stride, b, bs, ksteps, c);
+            amxGroup<1, 1>(a, x.stride, b, blockStride, ksteps, c);
           for (int n = 0; n < nb; ++n) {
             __m512i corr;
             __m512 sc;
@@ -541,8 +544,7 @@ Status intGemm(const QuantizedRows &x, const PackedWeights &w,
            : vnniOk ? GemmPath::Avx512Vnni
                     : GemmPath::Portable;
   }
-  if (x.codes.size() < static_cast<size_t>((x.rows + kRowAlign - 1) /
-                                           kRowAlign * kRowAlign * x.stride))
+  if (x.codes.size() < static_cast<size_t>(paddedRows(x.rows) * x.stride))
     return Status::error("quantized activations without row padding (use "
                          "quantizeActivations)");
 #if defined(__x86_64__) && defined(__GNUC__)

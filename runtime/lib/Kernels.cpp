@@ -104,7 +104,7 @@ namespace {
 /// cos and sin of p * theta^(-2i/d) for positions p in [0, positions),
 /// i in [0, d/2), computed in float64 and rounded to float.
 struct RopeTable {
-  int64_t half, positions;
+  int64_t positions;
   std::vector<float> cos, sin;
 };
 
@@ -132,11 +132,10 @@ std::shared_ptr<const RopeTable> ropeTable(double theta, int64_t headDim,
   auto &entry = cache[{theta, headDim}];
   if (!entry || entry->positions < positions) {
     auto t = std::make_shared<RopeTable>();
-    t->half = headDim / 2;
     t->positions =
         std::max<int64_t>({positions, entry ? 2 * entry->positions : 0, 512});
-    t->cos.resize(t->positions * t->half);
-    t->sin.resize(t->positions * t->half);
+    t->cos.resize(t->positions * (headDim / 2));
+    t->sin.resize(t->positions * (headDim / 2));
     fillRope(theta, headDim, 0, t->positions, t->cos.data(), t->sin.data());
     entry = std::move(t);
   }

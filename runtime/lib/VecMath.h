@@ -1,5 +1,4 @@
-//===- VecMath.h - vectorizable elementwise math for the kernels -*- C++
-//-*-===//
+//===- VecMath.h - vectorizable math for the kernels ------------*- C++ -*-===//
 //
 // Private to the runtime's kernels. Plain float arithmetic without calls or
 // branches, so that the compiler vectorizes the loops that use it; the

@@ -111,24 +111,30 @@ TEST(Kernels, LinearOddShapes) {
 TEST(Kernels, RoPE) {
   int64_t batch = 2, seq = 9, heads = 3, d = 16;
   auto x = randn(batch * seq * heads * d);
-  for (bool interleaved : {false, true}) {
-    auto out = poisoned(x.size());
-    rope(x.data(), batch, seq, heads, d, 10000.0, 5, interleaved, out.data());
-    std::vector<double> ref(x.size());
-    for (int64_t bs = 0; bs < batch * seq; ++bs)
-      for (int64_t h = 0; h < heads; ++h)
-        for (int64_t i = 0; i < d / 2; ++i) {
-          double ang = double(bs % seq + 5) * std::pow(10000.0, -2.0 * i / d);
-          int64_t a = interleaved ? 2 * i : i,
-                  b = interleaved ? 2 * i + 1 : i + d / 2;
-          int64_t base = bs * heads * d + h * d;
-          ref[base + a] =
-              x[base + a] * std::cos(ang) - x[base + b] * std::sin(ang);
-          ref[base + b] =
-              x[base + b] * std::cos(ang) + x[base + a] * std::sin(ang);
-        }
-    EXPECT_LE(relErr(out, ref), 1e-5);
-  }
+  // Offsets inside the cached table, past its first size (it grows), and
+  // negative (computed without the cache).
+  for (int64_t offset : {5, 700, -3})
+    for (bool interleaved : {false, true}) {
+      auto out = poisoned(x.size());
+      rope(x.data(), batch, seq, heads, d, 10000.0, offset, interleaved,
+           out.data());
+      std::vector<double> ref(x.size());
+      for (int64_t bs = 0; bs < batch * seq; ++bs)
+        for (int64_t h = 0; h < heads; ++h)
+          for (int64_t i = 0; i < d / 2; ++i) {
+            double ang =
+                double(bs % seq + offset) * std::pow(10000.0, -2.0 * i / d);
+            int64_t a = interleaved ? 2 * i : i,
+                    b = interleaved ? 2 * i + 1 : i + d / 2;
+            int64_t base = bs * heads * d + h * d;
+            ref[base + a] =
+                x[base + a] * std::cos(ang) - x[base + b] * std::sin(ang);
+            ref[base + b] =
+                x[base + b] * std::cos(ang) + x[base + a] * std::sin(ang);
+          }
+      EXPECT_LE(relErr(out, ref), 1e-5)
+          << "offset " << offset << " interleaved " << interleaved;
+    }
 }
 
 TEST(Kernels, AttentionGQAWithPrefix) {
