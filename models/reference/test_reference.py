@@ -152,6 +152,34 @@ class FunctionPreservation(unittest.TestCase):
         self.check("tiny_dr_sink", smooth=0.5, rotate="full")
 
 
+class InterleavedRope(unittest.TestCase):
+    def test_equals_half_rope_with_permuted_qk_rows(self):
+        """Interleaved RoPE on q/k rows reordered (2i <- i, 2i+1 <- i + d/2
+        within each head) is the half-split RoPE model: Decoder and the
+        functional reference both."""
+        sys.path.insert(0, os.path.join(HERE, ".."))
+        from zoo.w4a4zoo.model import Decoder, ModelConfig
+        torch.manual_seed(0)
+        cfg = ModelConfig(hidden=64, layers=2, heads=4, kv_heads=2, head_dim=16, ffn=96, max_seq=64, registers=2)
+        half = Decoder(cfg).eval()
+        inter = Decoder(ModelConfig(**dict(cfg.to_dict(), rope_interleaved=True))).eval()
+        d = cfg.head_dim
+        perm = torch.stack([torch.arange(d // 2), torch.arange(d // 2) + d // 2], dim=-1).flatten()
+        state = half.state_dict()
+        for name in list(state):
+            if name.endswith(("wq.weight", "wk.weight")):
+                w = state[name]
+                state[name] = w.reshape(-1, d, w.shape[-1])[:, perm].reshape(w.shape)
+        inter.load_state_dict(state)
+        ids = torch.randint(3, cfg.vocab_size, (2, 20))
+        with torch.no_grad():
+            ref = half(ids)
+            self.assertLess(rel(inter(ids), ref), 1e-5)
+            p = quant.params_from_decoder(inter)
+            got = quant.forward(p, inter.cfg, ids, quant.Hooks(None, cfg.registers))
+            self.assertLess(rel(got, ref), 1e-5)
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     unittest.main(verbosity=2)

@@ -157,11 +157,16 @@ def rms_norm(x, gain, eps):
 def rope_tables(cfg, t):
     inv = 1.0 / (cfg.rope_theta ** (torch.arange(0, cfg.head_dim, 2, dtype=torch.float64) / cfg.head_dim))
     ang = torch.outer(torch.arange(t, dtype=torch.float64), inv)
-    ang = torch.cat([ang, ang], dim=-1)
+    if cfg.rope_interleaved:  # pairs (x[2i], x[2i+1]) share angle i
+        ang = ang.repeat_interleave(2, dim=-1)
+    else:                     # pairs (x[i], x[i + d/2])
+        ang = torch.cat([ang, ang], dim=-1)
     return ang.cos().float(), ang.sin().float()
 
 
-def apply_rope(x, cos, sin):
+def apply_rope(x, cos, sin, interleaved=False):
+    if interleaved:
+        return x * cos + torch.stack([-x[..., 1::2], x[..., ::2]], dim=-1).flatten(-2) * sin
     half = x.shape[-1] // 2
     return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
 
@@ -239,7 +244,8 @@ def forward(p, cfg, ids, hooks, record=None):
         q = (x @ p[pre + "attention.wq.weight"].T).reshape(b, t, cfg.heads, cfg.head_dim).transpose(1, 2)
         kk = (x @ p[pre + "attention.wk.weight"].T).reshape(b, t, cfg.kv_heads, cfg.head_dim).transpose(1, 2)
         v = (x @ p[pre + "attention.wv.weight"].T).reshape(b, t, cfg.kv_heads, cfg.head_dim).transpose(1, 2)
-        q, kk = apply_rope(q, cos, sin), apply_rope(kk, cos, sin)
+        il = cfg.rope_interleaved
+        q, kk = apply_rope(q, cos, sin, il), apply_rope(kk, cos, sin, il)
         kk, v = hooks.kv(kk), hooks.kv(v)
         if record is not None:
             record.append((kk, v))

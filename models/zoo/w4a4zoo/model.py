@@ -33,6 +33,9 @@ class ModelConfig:
     tied: bool = False
     registers: int = 0
     register_layers: str = "all"  # "all": a vector set per layer; "first": layer 0 only
+    # RoPE pairing: False rotates (x[i], x[i + d/2]) (Llama / Hugging Face
+    # rotate_half), True rotates (x[2i], x[2i+1]) (GPT-J, Meta's original).
+    rope_interleaved: bool = False
 
     def to_dict(self):
         return asdict(self)
@@ -110,13 +113,17 @@ def rope_tables(cfg):
     inv = 1.0 / (cfg.rope_theta ** (torch.arange(0, cfg.head_dim, 2, dtype=torch.float64) / cfg.head_dim))
     pos = torch.arange(cfg.max_seq, dtype=torch.float64)
     ang = torch.outer(pos, inv)
-    ang = torch.cat([ang, ang], dim=-1)
+    ang = ang.repeat_interleave(2, dim=-1) if cfg.rope_interleaved else torch.cat([ang, ang], dim=-1)
     return ang.cos().float(), ang.sin().float()
 
 
-def apply_rope(x, cos, sin):
-    half = x.shape[-1] // 2
-    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+def apply_rope(x, cos, sin, interleaved=False):
+    """cos/sin from rope_tables with the same convention."""
+    if interleaved:
+        rotated = torch.stack([-x[..., 1::2], x[..., ::2]], dim=-1).flatten(-2)
+    else:
+        half = x.shape[-1] // 2
+        rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
     return x * cos + rotated * sin
 
 
@@ -135,7 +142,8 @@ class Attention(nn.Module):
         q = self.wq(x).reshape(b, t, cfg.heads, cfg.head_dim).transpose(1, 2)
         k = self.wk(x).reshape(b, t, cfg.kv_heads, cfg.head_dim).transpose(1, 2)
         v = self.wv(x).reshape(b, t, cfg.kv_heads, cfg.head_dim).transpose(1, 2)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        il = cfg.rope_interleaved
+        q, k = apply_rope(q, cos, sin, il), apply_rope(k, cos, sin, il)
         if cfg.kv_heads != cfg.heads:
             rep = cfg.heads // cfg.kv_heads
             k = k[:, :, None].expand(b, cfg.kv_heads, rep, t, cfg.head_dim).reshape(b, cfg.heads, t, cfg.head_dim)
