@@ -73,9 +73,14 @@ public:
     OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
     module->getOperation()->setAttr("w4a4.onnx_opset",
                                     builder.getI64IntegerAttr(model.opset));
+    if (model.msOpset)
+      module->getOperation()->setAttr(
+          "w4a4.onnx_ms_opset", builder.getI64IntegerAttr(model.msOpset));
     if (!model.producer.empty())
       module->getOperation()->setAttr("w4a4.onnx_producer",
                                       builder.getStringAttr(model.producer));
+    if (failed(importMetadata(module.get())))
+      return takeError();
 
     SmallVector<Type> inputTypes, outputTypes;
     for (auto &[name, t] : model.inputs) {
@@ -99,6 +104,8 @@ public:
     for (auto [i, in] : llvm::enumerate(model.inputs)) {
       values[in.first] = body->getArgument(i);
       func.setArgAttr(i, "w4a4.name", builder.getStringAttr(in.first));
+      if (ArrayAttr dims = symAttr(model.symDims, in.first))
+        func.setArgAttr(i, "w4a4.dims", dims);
     }
     for (ox::Initializer &init : model.initializers)
       if (failed(importInitializer(init)))
@@ -137,6 +144,42 @@ private:
     if (!t.ranked)
       return UnrankedTensorType::get(elem);
     return RankedTensorType::get(mlirShape(t.dims), elem);
+  }
+
+  /// Module attributes from metadata_props: the integer keys the compiler
+  /// uses become typed attributes (`w4a4.bos_id`, ...), and every entry is
+  /// kept in `w4a4.onnx_metadata`.
+  LogicalResult importMetadata(ModuleOp module) {
+    if (model.metadata.empty())
+      return success();
+    SmallVector<NamedAttribute> all;
+    for (auto &[key, value] : model.metadata) {
+      all.push_back(builder.getNamedAttr(key, builder.getStringAttr(value)));
+      static const char *intKeys[] = {"bos_id", "eos_id", "pad_id",
+                                      "vocab_size", "n_registers",
+                                      "max_positions"};
+      if (!llvm::is_contained(intKeys, StringRef(key)))
+        continue;
+      int64_t v;
+      if (StringRef(value).trim().getAsInteger(10, v) || v < 0)
+        return fail("metadata_props '" + key + "' = '" + value +
+                    "' is not a non-negative integer");
+      module->setAttr("w4a4." + key, builder.getI64IntegerAttr(v));
+    }
+    module->setAttr("w4a4.onnx_metadata", builder.getDictionaryAttr(all));
+    return success();
+  }
+
+  /// Stage 1's symbolic dims or values of `name` as an array of strings.
+  ArrayAttr symAttr(const std::map<std::string, std::vector<std::string>> &m,
+                    const std::string &name) {
+    auto it = m.find(name);
+    if (it == m.end())
+      return {};
+    SmallVector<Attribute> strs;
+    for (const std::string &s : it->second)
+      strs.push_back(builder.getStringAttr(s));
+    return builder.getArrayAttr(strs);
   }
 
   Location nodeLoc(const std::string &name) {
@@ -214,27 +257,60 @@ private:
     return {};
   }
 
+  bool isMicrosoft(const ox::Node &node) {
+    return node.domain == "com.microsoft";
+  }
+
   std::string describe(const ox::Node &node) {
-    return "node '" + node.name + "' (op " + node.opType + ", opset " +
-           std::to_string(model.opset) + ")";
+    return "node '" + node.name + "' (op " +
+           (isMicrosoft(node) ? "com.microsoft." : "") + node.opType +
+           ", opset " +
+           std::to_string(isMicrosoft(node) ? model.msOpset : model.opset) +
+           ")";
+  }
+
+  /// The value of a Constant node as an attribute.
+  TypedAttr constantValue(ox::Node &node) {
+    if (node.outputs.size() != 1)
+      return {};
+    auto it = node.attributes.find("value");
+    if (it != node.attributes.end() && it->second.kind == ox::Attribute::Tensor)
+      return dyn_cast_or_null<TypedAttr>(
+          convertAttribute(it->second, node.outputs[0]));
+    if (auto i = node.attributes.find("value_int"); i != node.attributes.end())
+      return DenseElementsAttr::get(
+          RankedTensorType::get({}, builder.getI64Type()), i->second.i);
+    if (auto i = node.attributes.find("value_ints");
+        i != node.attributes.end())
+      return DenseElementsAttr::get(
+          RankedTensorType::get({(int64_t)i->second.ints.size()},
+                                builder.getI64Type()),
+          ArrayRef<int64_t>(i->second.ints));
+    if (auto f = node.attributes.find("value_float");
+        f != node.attributes.end())
+      return DenseElementsAttr::get(
+          RankedTensorType::get({}, builder.getF32Type()), f->second.f);
+    if (auto f = node.attributes.find("value_floats");
+        f != node.attributes.end())
+      return DenseElementsAttr::get(
+          RankedTensorType::get({(int64_t)f->second.floats.size()},
+                                builder.getF32Type()),
+          ArrayRef<float>(f->second.floats));
+    return {};
   }
 
   LogicalResult importNode(ox::Node &node) {
-    if (!node.domain.empty() && node.domain != "ai.onnx")
+    if (!node.domain.empty() && node.domain != "ai.onnx" && !isMicrosoft(node))
       return fail(describe(node) + ": unsupported op domain '" + node.domain +
                   "'");
     Location loc = nodeLoc(node.name);
 
-    if (node.opType == "Constant") {
-      auto it = node.attributes.find("value");
-      if (it == node.attributes.end() ||
-          it->second.kind != ox::Attribute::Tensor || node.outputs.size() != 1)
-        return fail(describe(node) + ": only Constant nodes with a 'value' "
-                                     "tensor attribute are supported");
-      auto value = dyn_cast_or_null<TypedAttr>(
-          convertAttribute(it->second, node.outputs[0]));
+    if (node.opType == "Constant" && !isMicrosoft(node)) {
+      TypedAttr value = constantValue(node);
       if (!value)
-        return fail(describe(node) + ": unsupported constant element type");
+        return fail(describe(node) + ": unsupported constant (a 'value' "
+                                     "tensor of a supported type, or "
+                                     "value_int(s) / value_float(s))");
       values[node.outputs[0]] =
           arith::ConstantOp::create(builder, loc, value).getResult();
       return success();
@@ -257,9 +333,12 @@ private:
     SmallVector<Type> resultTypes;
     for (const std::string &out : node.outputs) {
       auto it = model.valueTypes.find(out);
-      if (out.empty() || it == model.valueTypes.end())
-        return fail(describe(node) + ": no type was inferred for output '" +
-                    out + "'");
+      if (out.empty() || it == model.valueTypes.end()) {
+        // An optional output the op does not produce here: a placeholder
+        // type; using it is an error below.
+        resultTypes.push_back(NoneType::get(ctx));
+        continue;
+      }
       Type ty =
           tensorType(it->second, describe(node) + " output '" + out + "'");
       if (!ty)
@@ -274,14 +353,25 @@ private:
                     "' has an unsupported kind");
       attrs.push_back(builder.getNamedAttr(name, attr));
     }
+    std::string opType =
+        (isMicrosoft(node) ? "com.microsoft." : "") + node.opType;
     auto op = OnnxOp::create(
-        builder, loc, resultTypes, operands, builder.getStringAttr(node.opType),
+        builder, loc, resultTypes, operands, builder.getStringAttr(opType),
         builder.getStringAttr(node.name),
         attrs.empty() ? DictionaryAttr() : builder.getDictionaryAttr(attrs),
         absent.empty() ? DenseI64ArrayAttr()
                        : builder.getDenseI64ArrayAttr(absent));
     for (auto [out, res] : llvm::zip_equal(node.outputs, op.getResults()))
-      values[out] = res;
+      if (!out.empty() && !isa<NoneType>(res.getType()))
+        values[out] = res;
+    // Stage 1's symbolic view of the (first) result: its dynamic dims and,
+    // for shape arithmetic, its values; w4a4-normalize-onnx folds by them.
+    if (op.getNumResults() == 1 && !node.outputs[0].empty()) {
+      if (ArrayAttr dims = symAttr(model.symDims, node.outputs[0]))
+        op->setAttr("w4a4.dims", dims);
+      if (ArrayAttr data = symAttr(model.symData, node.outputs[0]))
+        op->setAttr("w4a4.sym", data);
+    }
     return success();
   }
 

@@ -7,10 +7,11 @@
 
 #include "passes/Conversion/OnnxToW4A4/OnnxReader.h"
 
-#include "onnx/defs/schema.h"
-#include "onnx/onnx_pb.h"
-#include "onnx/shape_inference/implementation.h"
+#include "passes/Conversion/OnnxToW4A4/OnnxShapes.h"
 
+#include "onnx/onnx_pb.h"
+
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -39,28 +40,6 @@ int64_t elemSize(int32_t t) {
   default:
     return 0;
   }
-}
-
-int64_t maxSupportedOpset() {
-  return onnx::OpSchemaRegistry::DomainToVersionRange::Instance()
-      .Map()
-      .at(onnx::ONNX_DOMAIN)
-      .second;
-}
-
-bool isSupportedOp(const std::string &opType) {
-  static const std::set<std::string> ops = {
-      // Elementwise and math.
-      "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Reciprocal", "Neg", "Exp",
-      "Sigmoid", "Tanh", "Erf", "Cast", "Identity", "Where", "Equal", "Less",
-      "Greater", "Not", "And", "Min", "Max", "Clip",
-      // Linear algebra and reductions.
-      "MatMul", "Gemm", "ReduceMean", "ReduceSum", "Softmax",
-      // Shapes and data movement.
-      "Shape", "Reshape", "Transpose", "Unsqueeze", "Squeeze", "Concat",
-      "Slice", "Gather", "Expand", "Range", "Constant", "ConstantOfShape",
-      "Trilu", "Split"};
-  return ops.count(opType) != 0;
 }
 
 namespace {
@@ -122,64 +101,69 @@ public:
     Model model;
     model.path = path;
     model.producer = proto.producer_name();
-    for (const auto &op : proto.opset_import())
+    model.irVersion = proto.ir_version();
+    for (const auto &op : proto.opset_import()) {
       if (op.domain().empty() || op.domain() == "ai.onnx")
         model.opset = op.version();
+      else if (op.domain() == "com.microsoft")
+        model.msOpset = op.version();
+    }
     if (model.opset == 0)
       fail("no opset is imported for the default ONNX domain");
-    if (model.opset < kMinOpset || model.opset > maxSupportedOpset())
+    if (model.opset < kMinOpset || model.opset > kMaxOpset)
       fail("opset " + std::to_string(model.opset) +
            " is not supported (supported: " + std::to_string(kMinOpset) +
-           " to " + std::to_string(maxSupportedOpset()) + ")");
+           " to " + std::to_string(kMaxOpset) + ")");
+    for (const auto &kv : proto.metadata_props())
+      model.metadata.emplace_back(kv.key(), kv.value());
     if (proto.graph().node_size() == 0)
       fail("the graph is empty (no nodes)");
     int index = 0;
     for (const onnx::NodeProto &n : proto.graph().node()) {
-      std::string where =
-          "node '" +
-          (n.name().empty() ? n.op_type() + "#" + std::to_string(index)
-                            : n.name()) +
-          "' (op " + n.op_type() + ", opset " + std::to_string(model.opset) +
-          ")";
-      if (!n.domain().empty() && n.domain() != "ai.onnx")
+      std::string where = describe(
+          n.name().empty() ? n.op_type() + "#" + std::to_string(index)
+                           : n.name(),
+          n.op_type(), n.domain(), model);
+      bool ms = n.domain() == "com.microsoft";
+      if (!n.domain().empty() && n.domain() != "ai.onnx" && !ms)
         fail(where + ": unsupported op domain '" + n.domain() + "'");
-      if (!isSupportedOp(n.op_type()))
-        fail(where + ": unsupported op (not part of a SwiGLU decoder)");
+      if (ms && model.msOpset == 0)
+        fail(where + ": the model does not import the com.microsoft domain");
+      std::string why;
+      if (!isSupported(n.domain(), n.op_type(), ms ? model.msOpset : model.opset,
+                       why))
+        fail(where + ": " + why);
       ++index;
     }
 
-    try {
-      onnx::ShapeInferenceOptions options{/*check_type=*/true,
-                                          /*error_mode=*/1,
-                                          /*enable_data_propagation=*/true};
-      onnx::shape_inference::InferShapes(
-          proto, onnx::OpSchemaRegistry::Instance(), options);
-    } catch (const std::exception &e) {
-      fail(std::string("shape inference failed: ") + e.what());
-    }
-
     onnx::GraphProto &graph = *proto.mutable_graph();
-    std::map<std::string, bool> isInit;
+    std::map<std::string, ValueInfo> infos;
     for (onnx::TensorProto &t : *graph.mutable_initializer()) {
       model.initializers.push_back(
           readTensor(t, "initializer '" + t.name() + "'"));
-      isInit[t.name()] = true;
+      infos[t.name()] = initializerInfo(model.initializers.back());
     }
+    std::map<std::string, int> symbolCount;
     for (const auto &v : graph.input()) {
-      model.valueTypes[v.name()] = typeOf(v.type());
-      if (!isInit.count(v.name()))
-        model.inputs.emplace_back(v.name(), typeOf(v.type()));
+      if (infos.count(v.name()))
+        continue; // an initializer listed as an input (IR < 4)
+      TensorType t = typeOf(v.type());
+      if (!t.ranked || elemSize(t.elemType) == 0)
+        fail("graph input '" + v.name() +
+             "' must be a tensor of known rank and supported type");
+      model.inputs.emplace_back(v.name(), t);
+      infos[v.name()] = inputInfo(v, symbolCount);
     }
-    for (const auto &v : graph.output()) {
-      model.valueTypes[v.name()] = typeOf(v.type());
+    for (const auto &v : graph.output())
       model.outputs.emplace_back(v.name(), typeOf(v.type()));
-    }
-    for (const auto &v : graph.value_info())
-      model.valueTypes[v.name()] = typeOf(v.type());
     if (model.outputs.empty())
       fail("the graph has no outputs");
 
     index = 0;
+    int64_t freshCount = 0;
+    auto fresh = [&] {
+      return SymExpr::symbol("unknown" + std::to_string(freshCount++));
+    };
     for (onnx::NodeProto &n : *graph.mutable_node()) {
       Node node;
       node.name = n.name().empty() ? n.op_type() + "#" + std::to_string(index)
@@ -190,10 +174,143 @@ public:
       node.outputs.assign(n.output().begin(), n.output().end());
       for (onnx::AttributeProto &a : *n.mutable_attribute())
         node.attributes[a.name()] = readAttribute(a, node);
+      std::string where = describe(node.name, node.opType, node.domain, model);
+      std::vector<const ValueInfo *> ins;
+      for (const std::string &in : node.inputs) {
+        if (in.empty()) {
+          ins.push_back(nullptr);
+          continue;
+        }
+        auto it = infos.find(in);
+        if (it == infos.end())
+          fail(where + ": input '" + in +
+               "' is not defined before the node (graph not topologically "
+               "sorted, or a dangling name)");
+        ins.push_back(&it->second);
+      }
+      std::vector<ValueInfo> outs;
+      int64_t opset =
+          node.domain == "com.microsoft" ? model.msOpset : model.opset;
+      std::string err = inferNode(node, opset, ins, outs, fresh);
+      if (!err.empty())
+        fail(where + ": shape inference failed: " + err);
+      for (size_t i = 0; i < node.outputs.size(); ++i)
+        if (!node.outputs[i].empty() && outs[i].defined())
+          infos[node.outputs[i]] = std::move(outs[i]);
       model.nodes.push_back(std::move(node));
       ++index;
     }
+    for (auto &[name, info] : infos) {
+      TensorType t;
+      t.elemType = info.elemType;
+      t.ranked = info.ranked;
+      bool symbolic = false;
+      std::vector<std::string> dims;
+      for (const SymExpr &d : info.dims) {
+        auto c = d.constant();
+        t.dims.push_back(c ? *c : -1);
+        symbolic |= !c;
+        dims.push_back(d.str());
+      }
+      if (symbolic)
+        model.symDims[name] = std::move(dims);
+      if (info.data) {
+        std::vector<std::string> data;
+        for (const SymExpr &e : *info.data)
+          data.push_back(e.str());
+        model.symData[name] = std::move(data);
+      }
+      model.valueTypes[name] = t;
+    }
+    // The declared output types must agree with what the graph computes.
+    for (auto &[name, declared] : model.outputs) {
+      auto it = model.valueTypes.find(name);
+      if (it == model.valueTypes.end())
+        continue; // reported by the importer
+      const TensorType &t = it->second;
+      bool ok = !declared.ranked ||
+                (declared.dims.size() == t.dims.size() &&
+                 (declared.elemType == 0 || declared.elemType == t.elemType));
+      for (size_t i = 0; ok && declared.ranked && i < t.dims.size(); ++i)
+        ok = declared.dims[i] < 0 || t.dims[i] < 0 ||
+             declared.dims[i] == t.dims[i];
+      if (!ok)
+        fail("graph output '" + name + "' is declared as " +
+             shapeString(declared.dims) + " but the graph computes " +
+             shapeString(t.dims));
+      declared = t;
+    }
     return model;
+  }
+
+  static std::string describe(const std::string &name, const std::string &op,
+                              const std::string &domain, const Model &m) {
+    bool ms = domain == "com.microsoft";
+    return "node '" + name + "' (op " + (ms ? "com.microsoft." : "") + op +
+           ", opset " + std::to_string(ms ? m.msOpset : m.opset) + ")";
+  }
+
+  static ValueInfo initializerInfo(const Initializer &init) {
+    ValueInfo v;
+    v.elemType = init.elemType;
+    v.ranked = true;
+    int64_t count = 1;
+    for (int64_t d : init.dims) {
+      v.dims.push_back(SymExpr(d));
+      count *= d;
+    }
+    int64_t size = elemSize(init.elemType);
+    auto e = static_cast<ElemType>(init.elemType);
+    if ((e == ElemType::Int64 || e == ElemType::Int32) &&
+        count <= kMaxDataElements &&
+        static_cast<int64_t>(init.bytes->size()) == count * size) {
+      std::vector<SymExpr> data;
+      for (int64_t i = 0; i < count; ++i) {
+        int64_t x = 0;
+        std::memcpy(&x, init.bytes->data() + i * size, size);
+        if (size == 4)
+          x = static_cast<int32_t>(x);
+        data.push_back(SymExpr(x));
+      }
+      v.data = std::move(data);
+    }
+    return v;
+  }
+
+  /// A graph input: dynamic dimensions become symbols named by their
+  /// dim_param ("batch", or an expression such as "past + seq"), or
+  /// "<input>_dim<i>" when unnamed.
+  static ValueInfo inputInfo(const onnx::ValueInfoProto &v,
+                             std::map<std::string, int> &count) {
+    ValueInfo info;
+    TensorType t = typeOf(v.type());
+    info.elemType = t.elemType;
+    info.ranked = true;
+    const auto &shape = v.type().tensor_type().shape();
+    for (int i = 0; i < shape.dim_size(); ++i) {
+      const auto &d = shape.dim(i);
+      if (d.has_dim_value() && d.dim_value() >= 0) {
+        info.dims.push_back(SymExpr(d.dim_value()));
+        continue;
+      }
+      std::string name = d.dim_param();
+      std::optional<SymExpr> e;
+      if (!name.empty())
+        e = SymExpr::parse(name);
+      if (!e) {
+        std::string sym;
+        for (char ch : name.empty() ? v.name() + "_dim" + std::to_string(i)
+                                    : name)
+          sym.push_back(std::isalnum(static_cast<unsigned char>(ch)) ? ch
+                                                                     : '_');
+        if (!std::isalpha(static_cast<unsigned char>(sym[0])))
+          sym = "d_" + sym;
+        e = SymExpr::symbol(sym);
+      }
+      info.dims.push_back(*e);
+    }
+    (void)count;
+    return info;
   }
 
   [[noreturn]] void fail(const std::string &message) {

@@ -75,24 +75,25 @@ struct Initializer {
 struct Model {
   std::string path;
   int64_t opset = 0; // default ("ai.onnx") domain
+  int64_t msOpset = 0; // com.microsoft domain, 0 when not imported
+  int64_t irVersion = 0;
   std::string producer;
   std::vector<std::pair<std::string, TensorType>> inputs, outputs;
   std::vector<Node> nodes;
   std::vector<Initializer> initializers;
   std::map<std::string, TensorType> valueTypes; // after shape inference
+  /// Stage 1's symbolic view: dimensions of every value whose shape has a
+  /// dynamic dimension, and the values of small integer tensors (shape
+  /// arithmetic), each element as SymExpr text ("seq + 4").
+  std::map<std::string, std::vector<std::string>> symDims, symData;
+  /// metadata_props, in file order.
+  std::vector<std::pair<std::string, std::string>> metadata;
 };
 
-/// Oldest default-domain opset the importer accepts; the newest is the one
-/// the installed ONNX library knows (maxSupportedOpset()).
+/// Oldest default-domain opset the importer accepts; the newest is
+/// kMaxOpset (OnnxShapes.h): stage 1 has its own inference for every op, so
+/// this does not depend on the installed ONNX library's schemas.
 constexpr int64_t kMinOpset = 13;
-
-/// The newest default-domain opset of the installed ONNX library (17 for
-/// Debian 12's ONNX 1.12): newer models cannot be shape-inferred here.
-int64_t maxSupportedOpset();
-
-/// ONNX op types (default domain) the importer accepts: what exporters emit
-/// for SwiGLU decoders.
-bool isSupportedOp(const std::string &opType);
 
 /// Reads and validates `path`. On failure returns std::nullopt and sets
 /// `error` to one message naming the file and, where it applies, the node,
