@@ -165,7 +165,7 @@ def llm_outputs(cfg, past=False, registers_in_logits=0):
 
 
 def save(proto, name, cfg, model_type, imitates, inputs, outputs, param_map, source, weights="float32",
-         external=False, opset=17, check=True, notes=None):
+         external=False, opset=17, check=True, notes=None, extra=None):
     """Writes models/zoo/exports/<name>/{model.onnx[, model.onnx.data], manifest.json}."""
     set_metadata(proto, cfg, model_type)
     if check:
@@ -198,6 +198,7 @@ def save(proto, name, cfg, model_type, imitates, inputs, outputs, param_map, sou
     }
     if notes:
         manifest["notes"] = notes
+    manifest.update(extra or {})
     write_manifest(out_dir, manifest)
     return out_dir
 
