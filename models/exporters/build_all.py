@@ -24,7 +24,7 @@ from w4a4ref.loader import load_manifest  # noqa: E402
 
 
 # One module per style family; each has BUILDERS = {export name: build(name) -> dir}.
-STYLES = ["hf_llama", "gqa_split", "dr_zeros", "gemm_lowp", "opset23", "genai_contrib"]
+STYLES = ["hf_llama", "gqa_split", "dr_zeros", "gemm_lowp", "opset23", "genai_contrib", "gptj_rope"]
 
 
 def builders():
