@@ -5,6 +5,44 @@
 
 include "mlir/Pass/PassBase.td"
 
+def W4A4NormalizeOnnx : Pass<"w4a4-normalize-onnx", "::mlir::ModuleOp"> {
+  let summary = "Fold shape arithmetic and rewrite generic ONNX IR into canonical spellings";
+  let description = [{
+    Runs between stage 1 (`w4a4-import --raise=false`) and `w4a4-raise-onnx`.
+    Folds to `arith.constant` every integer result whose stage-1 values
+    (`w4a4.sym`, computed on symbolic batch/sequence lengths) are all
+    constants, and every small subgraph of constants; then rewrites one
+    meaning's many spellings into one form so that each raising pattern
+    covers them all:
+
+    | spelling | normalized |
+    | --- | --- |
+    | `Identity(x)`, `Cast(x)` to x's own type | `x` |
+    | `Reciprocal(Sqrt(x))`, `Div(1, Sqrt(x))`, `Pow(x, -0.5)` | `Rsqrt(x)` |
+    | `Div(a, Sqrt(x))` | `Mul(a, Rsqrt(x))` |
+    | `Div(x, c)`, c a float constant | `Mul(x, 1/c)` |
+    | `Pow(x, 2)` | `Mul(x, x)` |
+    | `Split(x)` | one `Slice` per output |
+    | `Gemm(a, b, c)` (alpha = beta = 1) | `MatMul(a, b)` or `MatMul(a, Transpose(b))`, `+ c` |
+
+    `Rsqrt` is a normalized-form op type of `w4a4.onnx`, not an ONNX op.
+
+    Before:
+    ```mlir
+    %s = w4a4.onnx "Sqrt" "/norm/Sqrt"(%v) : (tensor<?x?x1xf32>) -> tensor<?x?x1xf32>
+    %r = w4a4.onnx "Reciprocal" "/norm/Reciprocal"(%s) : (tensor<?x?x1xf32>) -> tensor<?x?x1xf32>
+    %n = w4a4.onnx "Shape" "/Shape"(%ids) {w4a4.sym = ["batch", "seq"]} : (tensor<?x?xi64>) -> tensor<2xi64>
+    %c = w4a4.onnx "Concat" "/Concat"(%a, %b) attributes {axis = 0 : i64} {w4a4.sym = ["2", "64"]} : (tensor<1xi64>, tensor<1xi64>) -> tensor<2xi64>
+    ```
+    After:
+    ```mlir
+    %r = w4a4.onnx "Rsqrt" "/norm/Reciprocal"(%v) : (tensor<?x?x1xf32>) -> tensor<?x?x1xf32>
+    %c = arith.constant dense<[2, 64]> : tensor<2xi64>
+    ```
+  }];
+  let dependentDialects = ["::mlir::w4a4::W4A4Dialect", "::mlir::arith::ArithDialect"];
+}
+
 def W4A4RaiseOnnx : Pass<"w4a4-raise-onnx", "::mlir::ModuleOp"> {
   let summary = "Raise imported ONNX subgraphs (w4a4.onnx ops) to model-level w4a4 ops";
   let description = [{

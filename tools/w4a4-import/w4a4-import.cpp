@@ -55,6 +55,7 @@ int main(int argc, char **argv) {
   }
   if (raise) {
     mlir::PassManager pm(&context);
+    pm.addPass(mlir::w4a4::createW4A4NormalizeOnnx());
     pm.addPass(mlir::w4a4::createW4A4RaiseOnnx());
     if (mlir::failed(pm.run(module->get()))) {
       WithColor::error(errs(), "w4a4-import")

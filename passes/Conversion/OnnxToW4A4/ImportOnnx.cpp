@@ -74,8 +74,8 @@ public:
     module->getOperation()->setAttr("w4a4.onnx_opset",
                                     builder.getI64IntegerAttr(model.opset));
     if (model.msOpset)
-      module->getOperation()->setAttr(
-          "w4a4.onnx_ms_opset", builder.getI64IntegerAttr(model.msOpset));
+      module->getOperation()->setAttr("w4a4.onnx_ms_opset",
+                                      builder.getI64IntegerAttr(model.msOpset));
     if (!model.producer.empty())
       module->getOperation()->setAttr("w4a4.onnx_producer",
                                       builder.getStringAttr(model.producer));
@@ -155,9 +155,9 @@ private:
     SmallVector<NamedAttribute> all;
     for (auto &[key, value] : model.metadata) {
       all.push_back(builder.getNamedAttr(key, builder.getStringAttr(value)));
-      static const char *intKeys[] = {"bos_id", "eos_id", "pad_id",
-                                      "vocab_size", "n_registers",
-                                      "max_positions"};
+      static const char *intKeys[] = {"bos_id",      "eos_id",
+                                      "pad_id",      "vocab_size",
+                                      "n_registers", "max_positions"};
       if (!llvm::is_contained(intKeys, StringRef(key)))
         continue;
       int64_t v;
@@ -280,8 +280,7 @@ private:
     if (auto i = node.attributes.find("value_int"); i != node.attributes.end())
       return DenseElementsAttr::get(
           RankedTensorType::get({}, builder.getI64Type()), i->second.i);
-    if (auto i = node.attributes.find("value_ints");
-        i != node.attributes.end())
+    if (auto i = node.attributes.find("value_ints"); i != node.attributes.end())
       return DenseElementsAttr::get(
           RankedTensorType::get({(int64_t)i->second.ints.size()},
                                 builder.getI64Type()),

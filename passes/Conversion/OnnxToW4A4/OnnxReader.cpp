@@ -120,18 +120,18 @@ public:
       fail("the graph is empty (no nodes)");
     int index = 0;
     for (const onnx::NodeProto &n : proto.graph().node()) {
-      std::string where = describe(
-          n.name().empty() ? n.op_type() + "#" + std::to_string(index)
-                           : n.name(),
-          n.op_type(), n.domain(), model);
+      std::string where =
+          describe(n.name().empty() ? n.op_type() + "#" + std::to_string(index)
+                                    : n.name(),
+                   n.op_type(), n.domain(), model);
       bool ms = n.domain() == "com.microsoft";
       if (!n.domain().empty() && n.domain() != "ai.onnx" && !ms)
         fail(where + ": unsupported op domain '" + n.domain() + "'");
       if (ms && model.msOpset == 0)
         fail(where + ": the model does not import the com.microsoft domain");
       std::string why;
-      if (!isSupported(n.domain(), n.op_type(), ms ? model.msOpset : model.opset,
-                       why))
+      if (!isSupported(n.domain(), n.op_type(),
+                       ms ? model.msOpset : model.opset, why))
         fail(where + ": " + why);
       ++index;
     }
@@ -299,8 +299,8 @@ public:
         e = SymExpr::parse(name);
       if (!e) {
         std::string sym;
-        for (char ch : name.empty() ? v.name() + "_dim" + std::to_string(i)
-                                    : name)
+        for (char ch :
+             name.empty() ? v.name() + "_dim" + std::to_string(i) : name)
           sym.push_back(std::isalnum(static_cast<unsigned char>(ch)) ? ch
                                                                      : '_');
         if (!std::isalpha(static_cast<unsigned char>(sym[0])))

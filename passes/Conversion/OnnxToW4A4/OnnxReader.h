@@ -74,7 +74,7 @@ struct Initializer {
 
 struct Model {
   std::string path;
-  int64_t opset = 0; // default ("ai.onnx") domain
+  int64_t opset = 0;   // default ("ai.onnx") domain
   int64_t msOpset = 0; // com.microsoft domain, 0 when not imported
   int64_t irVersion = 0;
   std::string producer;

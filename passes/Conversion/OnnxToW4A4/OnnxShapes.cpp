@@ -169,10 +169,10 @@ bool broadcastDims(Ctx &c, const std::vector<std::vector<SymExpr>> &shapes,
 
 /// Element-wise data of a broadcast op whose operands carry data (scalars
 /// and equal-shaped vectors).
-std::optional<std::vector<SymExpr>>
-elementwiseData(const std::vector<const ValueInfo *> &ins, size_t count,
-                const std::function<std::optional<SymExpr>(
-                    const std::vector<SymExpr> &)> &fn) {
+std::optional<std::vector<SymExpr>> elementwiseData(
+    const std::vector<const ValueInfo *> &ins, size_t count,
+    const std::function<std::optional<SymExpr>(const std::vector<SymExpr> &)>
+        &fn) {
   std::vector<SymExpr> out;
   for (const ValueInfo *v : ins)
     if (!v || !v->data || (v->data->size() != 1 && v->data->size() != count))
@@ -620,8 +620,8 @@ bool inferConcat(Ctx &c) {
       if (d == axis)
         continue;
       if (v->dims[d] != dims[d] && v->dims[d].isConst() && dims[d].isConst())
-        return c.fail("inputs differ in dimension " + std::to_string(d) +
-                      ": " + shapeString(first->dims) + " and " +
+        return c.fail("inputs differ in dimension " + std::to_string(d) + ": " +
+                      shapeString(first->dims) + " and " +
                       shapeString(v->dims));
       if (!dims[d].isConst() && v->dims[d].isConst())
         dims[d] = v->dims[d];
@@ -701,8 +701,8 @@ bool inferSlice(Ctx &c) {
       return c.fail("axis out of range");
     if (step == 0)
       return c.fail("step 0");
-    dims[axis] =
-        sliceLength(c, x->dims[axis], (*starts->data)[i], (*ends->data)[i], step);
+    dims[axis] = sliceLength(c, x->dims[axis], (*starts->data)[i],
+                             (*ends->data)[i], step);
   }
   c.setResult(0, x->elemType, dims);
   // Data of 1-D integer vectors with constant bounds.
@@ -905,8 +905,7 @@ bool inferConstant(Ctx &c) {
     c.setResult(0, static_cast<int32_t>(ElemType::Int64),
                 {SymExpr(static_cast<int64_t>(v->ints.size()))});
     if (static_cast<int64_t>(v->ints.size()) <= kMaxDataElements)
-      c.result(0).data =
-          std::vector<SymExpr>(v->ints.begin(), v->ints.end());
+      c.result(0).data = std::vector<SymExpr>(v->ints.begin(), v->ints.end());
     return true;
   }
   if (c.attr("value_float")) {
@@ -1038,7 +1037,8 @@ bool inferGroupQueryAttention(Ctx &c) {
     return c.fail("query width " + q->dims[2].str() + " is not a multiple of " +
                   std::to_string(parts) + " heads");
   int64_t headSize = *width / parts;
-  c.setResult(0, q->elemType, {q->dims[0], q->dims[1], SymExpr(heads * headSize)});
+  c.setResult(0, q->elemType,
+              {q->dims[0], q->dims[1], SymExpr(heads * headSize)});
   SymExpr total = presentLength(c, 3, q->dims[1]);
   if (auto t = c.input(6); t && t->data && t->data->size() == 1)
     total = (*t->data)[0];
@@ -1085,7 +1085,8 @@ bool inferAttention23(Ctx &c) {
       c.setResult(i, q->elemType,
                   {k->dims[0], k->dims[1], total, (i == 1 ? k : v)->dims[3]});
   } else {
-    int64_t qh = c.attrInt("q_num_heads", 0), kvh = c.attrInt("kv_num_heads", 0);
+    int64_t qh = c.attrInt("q_num_heads", 0),
+            kvh = c.attrInt("kv_num_heads", 0);
     if (qh <= 0 || kvh <= 0)
       return c.fail("3-D inputs need q_num_heads and kv_num_heads");
     auto kw = k->dims[2].constant(), vw = v->dims[2].constant();
@@ -1131,8 +1132,8 @@ const std::vector<Entry> &registry() {
     on("Identity", 1, inferIdentityLike);
     on("Cast", 1, inferCast);
     on("Clip", 1, inferClip);
-    for (const char *op : {"Add", "Sub", "Mul", "Div", "Pow", "Min", "Max",
-                           "Mod", "Where"})
+    for (const char *op :
+         {"Add", "Sub", "Mul", "Div", "Pow", "Min", "Max", "Mod", "Where"})
       on(op, 1, [](Ctx &c) { return inferBroadcast(c, false); });
     for (const char *op : {"Equal", "Less", "Greater", "LessOrEqual",
                            "GreaterOrEqual", "And", "Or", "Not"})
@@ -1143,8 +1144,8 @@ const std::vector<Entry> &registry() {
     // others).
     on("ReduceSum", 1, [](Ctx &c) { return inferReduce(c, false); });
     on("ReduceSum", 13, [](Ctx &c) { return inferReduce(c, true); });
-    for (const char *op : {"ReduceMean", "ReduceMax", "ReduceMin",
-                           "ReduceProd", "ReduceSumSquare", "ReduceL2"}) {
+    for (const char *op : {"ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd",
+                           "ReduceSumSquare", "ReduceL2"}) {
       on(op, 1, [](Ctx &c) { return inferReduce(c, false); });
       on(op, 18, [](Ctx &c) { return inferReduce(c, true); });
     }
@@ -1174,10 +1175,12 @@ const std::vector<Entry> &registry() {
     on("RotaryEmbedding", 23, inferRotary);
     on("Attention", 23, inferAttention23);
     const char *ms = "com.microsoft";
-    on("SimplifiedLayerNormalization", 1,
-       [](Ctx &c) { return inferNorm(c, false); }, ms);
-    on("SkipSimplifiedLayerNormalization", 1,
-       [](Ctx &c) { return inferNorm(c, true); }, ms);
+    on(
+        "SimplifiedLayerNormalization", 1,
+        [](Ctx &c) { return inferNorm(c, false); }, ms);
+    on(
+        "SkipSimplifiedLayerNormalization", 1,
+        [](Ctx &c) { return inferNorm(c, true); }, ms);
     on("RotaryEmbedding", 1, inferRotary, ms);
     on("GroupQueryAttention", 1, inferGroupQueryAttention, ms);
     on("MultiHeadAttention", 1, inferMultiHeadAttention, ms);

@@ -9,6 +9,7 @@
 
 #include "dialects/W4A4/W4A4Ops.h"
 #include "dialects/W4A4/W4A4Utils.h"
+#include "passes/Conversion/OnnxToW4A4/Evaluate.h"
 #include "passes/Conversion/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -202,7 +203,37 @@ struct RaiseEmbedding : OpRewritePattern<OnnxOp> {
   }
 };
 
-/// MatMul(x, Transpose(W, perm = [1, 0])) with W [out, in] -> linear(x, W).
+/// A [out, in] weight for `v`: W itself when v = Transpose(W [out, in]),
+/// else a transposed copy of v = W [in, out] (exporters that fold the
+/// transpose), reused when it exists.
+Value outInWeight(PatternRewriter &rewriter, Value v, int64_t in) {
+  if (OnnxOp t = def(v, "Transpose");
+      t && attrInts(t, "perm") == SmallVector<int64_t>{1, 0})
+    if (WeightOp w = weightDef(t.getOperand(0));
+        w && w.getType().getRank() == 2 && w.getType().getDimSize(1) == in)
+      return w.getResult();
+  WeightOp w = weightDef(v);
+  if (!w || w.getType().getRank() != 2 || w.getType().getDimSize(0) != in ||
+      !w.getType().getElementType().isF32())
+    return {};
+  std::string name = (w.getName() + ".T").str();
+  for (WeightOp other : w->getBlock()->getOps<WeightOp>())
+    if (other.getName() == name)
+      return other.getResult();
+  auto values = constFloats(w.getValue());
+  if (!values)
+    return {};
+  int64_t rows = w.getType().getDimSize(0), cols = w.getType().getDimSize(1);
+  std::vector<float> t(values->size());
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j)
+      t[j * rows + i] = static_cast<float>((*values)[i * cols + j]);
+  OpBuilder::InsertionGuard guard(rewriter);
+  rewriter.setInsertionPointAfter(w);
+  return makeF32Weight(rewriter, w.getLoc(), name, {cols, rows}, t).getResult();
+}
+
+/// MatMul(x, Transpose(W [out, in])) or MatMul(x, W [in, out]) -> linear.
 struct RaiseLinear : OpRewritePattern<OnnxOp> {
   RaiseLinear(MLIRContext *ctx) : OpRewritePattern(ctx) {
     setDebugName("linear");
@@ -211,17 +242,15 @@ struct RaiseLinear : OpRewritePattern<OnnxOp> {
                                 PatternRewriter &rewriter) const override {
     if (op.getOpType() != "MatMul" || op.getNumOperands() != 2)
       return failure();
-    OnnxOp t = def(op.getOperand(1), "Transpose");
     RankedTensorType x = rankedFloat(op.getOperand(0));
-    if (!t || !x || attrInts(t, "perm") != SmallVector<int64_t>{1, 0})
+    if (!x || x.getRank() < 2 || x.isDynamicDim(x.getRank() - 1) ||
+        !x.getElementType().isF32())
       return failure();
-    WeightOp w = weightDef(t.getOperand(0));
-    if (!w || w.getType().getRank() != 2 ||
-        w.getType().getElementType() != x.getElementType() ||
-        x.getShape().back() != w.getType().getDimSize(1))
+    Value w = outInWeight(rewriter, op.getOperand(1), x.getShape().back());
+    if (!w)
       return failure();
     SmallVector<int64_t> shape(x.getShape());
-    shape.back() = w.getType().getDimSize(0);
+    shape.back() = cast<ShapedType>(w.getType()).getDimSize(0);
     rewriter.replaceOpWithNewOp<LinearOp>(
         op, RankedTensorType::get(shape, x.getElementType()), op.getOperand(0),
         w, Value());
@@ -229,21 +258,139 @@ struct RaiseLinear : OpRewritePattern<OnnxOp> {
   }
 };
 
-/// x / Sqrt(ReduceMean(Pow(x, 2), last axis, keepdims) + eps) -> rms_norm(x).
+/// A Slice of a linear's output along the last axis (a packed QKV or
+/// gate/up projection split after the GEMM) -> a linear over those rows.
+struct RaiseSlicedLinear : OpRewritePattern<OnnxOp> {
+  RaiseSlicedLinear(MLIRContext *ctx) : OpRewritePattern(ctx) {
+    setDebugName("sliced-linear");
+  }
+  LogicalResult matchAndRewrite(OnnxOp op,
+                                PatternRewriter &rewriter) const override {
+    if (op.getOpType() != "Slice" || op.getNumOperands() < 4)
+      return failure();
+    auto lin = op.getOperand(0).getDefiningOp<LinearOp>();
+    RankedTensorType out = rankedFloat(op.getResult(0));
+    if (!lin || lin.getBias() || !out)
+      return failure();
+    WeightOp w = weightDef(lin.getWeight());
+    auto starts = constInts(op.getOperand(1)),
+         ends = constInts(op.getOperand(2)), axes = constInts(op.getOperand(3));
+    std::optional<SmallVector<int64_t>> steps =
+        op.getNumOperands() > 4 ? constInts(op.getOperand(4))
+                                : SmallVector<int64_t>{1};
+    int64_t rank = out.getRank();
+    if (!w || !starts || !ends || !axes || !steps || starts->size() != 1 ||
+        (*steps)[0] != 1 || !((*axes)[0] == -1 || (*axes)[0] == rank - 1))
+      return failure();
+    int64_t rows = w.getType().getDimSize(0), in = w.getType().getDimSize(1);
+    int64_t b = (*starts)[0] < 0 ? (*starts)[0] + rows : (*starts)[0];
+    int64_t e = (*ends)[0] < 0 ? (*ends)[0] + rows : std::min((*ends)[0], rows);
+    if (b < 0 || e <= b || out.getShape().back() != e - b)
+      return failure();
+    auto values = constFloats(w.getValue());
+    if (!values)
+      return failure();
+    std::vector<float> part(values->begin() + b * in, values->begin() + e * in);
+    std::string name =
+        (w.getName() + "[" + std::to_string(b) + ":" + std::to_string(e) + "]")
+            .str();
+    Value nw;
+    {
+      OpBuilder::InsertionGuard guard(rewriter);
+      rewriter.setInsertionPointAfter(w);
+      nw = makeF32Weight(rewriter, w.getLoc(), name, {e - b, in}, part)
+               .getResult();
+    }
+    rewriter.replaceOpWithNewOp<LinearOp>(op, out, lin.getInput(), nw, Value());
+    return success();
+  }
+};
+
+/// Reshape(linear(Reshape(x, [-1, in])), ...) back to x's leading dims ->
+/// linear(x) (Gemm-style exports flatten the tokens).
+struct RaiseFlattenedLinear : OpRewritePattern<OnnxOp> {
+  RaiseFlattenedLinear(MLIRContext *ctx) : OpRewritePattern(ctx) {
+    setDebugName("flattened-linear");
+  }
+  LogicalResult matchAndRewrite(OnnxOp op,
+                                PatternRewriter &rewriter) const override {
+    if (op.getOpType() != "Reshape")
+      return failure();
+    auto lin = op.getOperand(0).getDefiningOp<LinearOp>();
+    OnnxOp flat = lin ? def(lin.getInput(), "Reshape") : OnnxOp();
+    RankedTensorType out = rankedFloat(op.getResult(0));
+    if (!flat || !out || rankedFloat(lin.getInput()).getRank() != 2)
+      return failure();
+    Value x = flat.getOperand(0);
+    RankedTensorType xt = rankedFloat(x);
+    if (!xt || xt.getRank() != out.getRank() ||
+        xt.getShape().back() != rankedFloat(lin.getInput()).getShape().back())
+      return failure();
+    // The result restores x's leading dims: compare stage 1's symbolic dims.
+    ArrayAttr outDims = op->getAttrOfType<ArrayAttr>("w4a4.dims");
+    auto func = op->getParentOfType<func::FuncOp>();
+    SubgraphEvaluator eval(func, 7);
+    auto xs = eval.shapeOf(x), os = eval.shapeOf(op.getResult(0));
+    if (!xs || !os || xs->size() != os->size())
+      return rewriter.notifyMatchFailure(op, "leading dims not known");
+    for (size_t i = 0; i + 1 < xs->size(); ++i)
+      if ((*xs)[i] != (*os)[i])
+        return failure();
+    (void)outDims;
+    SmallVector<int64_t> shape(xt.getShape());
+    shape.back() = out.getShape().back();
+    rewriter.replaceOpWithNewOp<LinearOp>(
+        op, RankedTensorType::get(shape, xt.getElementType()), x,
+        lin.getWeight(), lin.getBias());
+    return success();
+  }
+};
+
+/// linear(x) + b, b a [out] weight -> linear with bias.
+struct RaiseLinearBias : OpRewritePattern<OnnxOp> {
+  RaiseLinearBias(MLIRContext *ctx) : OpRewritePattern(ctx) {
+    setDebugName("linear-bias");
+  }
+  LogicalResult matchAndRewrite(OnnxOp op,
+                                PatternRewriter &rewriter) const override {
+    if (op.getOpType() != "Add")
+      return failure();
+    Value l, b;
+    if (!eitherOperand(op, l, b, [](Value v) {
+          auto lin = v.getDefiningOp<LinearOp>();
+          return lin && !lin.getBias() && v.hasOneUse();
+        }))
+      return failure();
+    auto lin = l.getDefiningOp<LinearOp>();
+    WeightOp w = weightDef(b);
+    if (!w || w.getType().getRank() != 1 ||
+        w.getType().getDimSize(0) != lin.getType().getShape().back() ||
+        op.getResult(0).getType() != lin.getType())
+      return failure();
+    rewriter.replaceOpWithNewOp<LinearOp>(op, lin.getType(), lin.getInput(),
+                                          lin.getWeight(), b);
+    return success();
+  }
+};
+
+/// x * Rsqrt(ReduceMean(x * x, last axis, keepdims) + eps) -> rms_norm(x)
+/// (the normalized form of x / Sqrt(...), x * Reciprocal(Sqrt(...)),
+/// x * Pow(..., -0.5) and Pow(x, 2) squares).
 struct RaiseRMSNorm : OpRewritePattern<OnnxOp> {
   RaiseRMSNorm(MLIRContext *ctx) : OpRewritePattern(ctx) {
     setDebugName("rms-norm");
   }
   LogicalResult matchAndRewrite(OnnxOp op,
                                 PatternRewriter &rewriter) const override {
-    if (op.getOpType() != "Div" || op.getNumOperands() != 2)
+    if (op.getOpType() != "Mul" || op.getNumOperands() != 2)
       return failure();
-    Value x = op.getOperand(0);
+    Value x, r;
+    if (!eitherOperand(op, r, x, [](Value v) { return bool(def(v, "Rsqrt")); }))
+      return failure();
     RankedTensorType xt = rankedFloat(x);
-    OnnxOp sqrt = def(op.getOperand(1), "Sqrt");
-    if (!xt || !sqrt)
+    if (!xt || op.getResult(0).getType() != xt)
       return failure();
-    OnnxOp add = def(sqrt.getOperand(0), "Add");
+    OnnxOp add = def(def(r, "Rsqrt").getOperand(0), "Add");
     if (!add)
       return failure();
     Value mean, epsValue;
@@ -259,12 +406,68 @@ struct RaiseRMSNorm : OpRewritePattern<OnnxOp> {
       axes = constInts(rm.getOperand(1)); // opset >= 18
     if (!axes || axes->size() != 1 || !isLastAxis((*axes)[0], xt.getRank()))
       return failure();
-    OnnxOp pow = def(rm.getOperand(0), "Pow");
-    if (!pow || pow.getOperand(0) != x || constScalar(pow.getOperand(1)) != 2.0)
+    OnnxOp sq = def(rm.getOperand(0), "Mul");
+    if (!sq || sq.getOperand(0) != x || sq.getOperand(1) != x)
       return failure();
     // The exported epsilon is an f32 constant; keep the value it has.
     rewriter.replaceOpWithNewOp<RMSNormOp>(op, xt, x, Value(),
                                            rewriter.getF64FloatAttr(*eps));
+    return success();
+  }
+};
+
+/// SimplifiedLayerNormalization / RMSNormalization (opset 23) on the last
+/// axis -> rms_norm with gain; com.microsoft SkipSimplifiedLayerNormalization
+/// -> add + rms_norm (its 4th result is the residual sum).
+struct RaiseFusedNorm : OpRewritePattern<OnnxOp> {
+  RaiseFusedNorm(MLIRContext *ctx) : OpRewritePattern(ctx) {
+    setDebugName("fused-rms-norm");
+  }
+  LogicalResult matchAndRewrite(OnnxOp op,
+                                PatternRewriter &rewriter) const override {
+    StringRef type = op.getOpType();
+    bool skip = type == "com.microsoft.SkipSimplifiedLayerNormalization";
+    if (!skip && type != "SimplifiedLayerNormalization" &&
+        type != "com.microsoft.SimplifiedLayerNormalization" &&
+        type != "RMSNormalization")
+      return failure();
+    if (op.getAbsentInputsAttr() || op.getNumOperands() != (skip ? 3u : 2u))
+      return rewriter.notifyMatchFailure(op, "bias or missing inputs");
+    Value x = op.getOperand(0);
+    RankedTensorType xt = rankedFloat(x);
+    Value gain = op.getOperand(skip ? 2 : 1);
+    WeightOp g = weightDef(gain);
+    if (!xt || !g || g.getType().getRank() != 1 ||
+        g.getType().getElementType() != xt.getElementType())
+      return failure();
+    if (!isLastAxis(attrInt(op, "axis", -1), xt.getRank()))
+      return failure();
+    // Only the normalized output (and the sum) may be used.
+    for (unsigned i = 1; i < op.getNumResults(); ++i)
+      if (!(skip && i == 3) && !op.getResult(i).use_empty())
+        return rewriter.notifyMatchFailure(op, "statistics outputs are used");
+    double eps = 1e-5;
+    if (DictionaryAttr d = op.getOnnxAttrsAttr())
+      if (auto e = d.getAs<FloatAttr>("epsilon"))
+        eps = e.getValueAsDouble();
+    Location loc = op.getLoc();
+    Value in = x;
+    if (skip) {
+      if (op.getOperand(1).getType() != xt)
+        return failure();
+      in = AddOp::create(rewriter, loc, xt, x, op.getOperand(1)).getResult();
+    }
+    Value norm = RMSNormOp::create(rewriter, loc, xt, in, gain,
+                                   rewriter.getF64FloatAttr(eps))
+                     .getResult();
+    SmallVector<Value> results(op.getNumResults(), Value());
+    results[0] = norm;
+    if (skip && op.getNumResults() > 3)
+      results[3] = in;
+    for (unsigned i = 0; i < op.getNumResults(); ++i)
+      if (!results[i])
+        results[i] = norm; // unused (checked above)
+    rewriter.replaceOp(op, results);
     return success();
   }
 };
@@ -348,156 +551,306 @@ Value matchSplitHeads(Value v4) {
              : Value();
 }
 
-/// Reshape(Expand(Unsqueeze(x4, axes = [2]), ...), ...) (repeat of KV heads
-/// for GQA) -> x4; anything else -> itself.
-Value skipRepeatKV(Value v) {
+/// The KV heads of `v` repeated for GQA -> (the unrepeated value, repeat
+/// factor): Reshape(Expand|Tile(Unsqueeze(x, 2))) (repeat_kv), Gather(x,
+/// [0,0,1,1,...], axis 1) (index_select); anything else -> (v, 1). A
+/// Concat with an empty past KV input on the sequence axis is skipped too.
+std::pair<Value, int64_t> skipRepeatKV(Value v) {
+  if (OnnxOp cat = def(v, "Concat");
+      cat && cat.getNumOperands() == 2 && attrInt(cat, "axis", 0) % 4 == 2)
+    if (auto arg = dyn_cast<BlockArgument>(cat.getOperand(0))) {
+      auto f = cast<func::FuncOp>(arg.getOwner()->getParentOp());
+      auto name =
+          f.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "w4a4.name");
+      if (name && name.getValue().contains("past"))
+        v = cat.getOperand(1);
+    }
+  auto heads = [](Value x) {
+    auto t = rankedFloat(x);
+    return t && t.getRank() == 4 && !t.isDynamicDim(1) ? t.getDimSize(1)
+                                                       : int64_t(0);
+  };
+  if (OnnxOp g = def(v, "Gather"); g && attrInt(g, "axis", 0) == 1) {
+    auto idx = constInts(g.getOperand(1));
+    int64_t kv = heads(g.getOperand(0));
+    if (idx && kv > 0 && !idx->empty() && idx->size() % kv == 0) {
+      int64_t rep = idx->size() / kv;
+      bool ok = true;
+      for (size_t i = 0; i < idx->size(); ++i)
+        ok &= (*idx)[i] == static_cast<int64_t>(i) / rep;
+      if (ok)
+        return {g.getOperand(0), rep};
+    }
+  }
   OnnxOp rs = def(v, "Reshape");
   OnnxOp ex = rs ? def(rs.getOperand(0), "Expand") : OnnxOp();
+  if (!ex && rs)
+    ex = def(rs.getOperand(0), "Tile");
   OnnxOp un = ex ? def(ex.getOperand(0), "Unsqueeze") : OnnxOp();
   if (!un)
-    return v;
+    return {v, 1};
   std::optional<SmallVector<int64_t>> axes = attrInts(un, "axes");
   if (!axes && un.getNumOperands() == 2)
     axes = constInts(un.getOperand(1));
-  return axes && *axes == SmallVector<int64_t>{2} ? un.getOperand(0) : v;
+  int64_t kv = heads(un.getOperand(0)), h = heads(v);
+  if (!axes || *axes != SmallVector<int64_t>{2} || kv <= 0 || h % kv)
+    return {v, 1};
+  return {un.getOperand(0), h / kv};
+}
+
+/// notifyMatchFailure, also printed when W4A4_RAISE_DEBUG is set (the
+/// reason an attention block was not raised).
+LogicalResult debugFailure(PatternRewriter &rewriter, Operation *op,
+                           const llvm::Twine &why) {
+  if (std::getenv("W4A4_RAISE_DEBUG"))
+    llvm::errs() << "raise: " << op->getLoc() << ": " << why << "\n";
+  return rewriter.notifyMatchFailure(op, why);
+}
+
+/// Strips multiplications by scalar constants (a softmax scale applied to q
+/// or k) and returns the product.
+Value stripScale(Value v, double &scale) {
+  while (OnnxOp mul = def(v, "Mul")) {
+    Value x, c;
+    if (!eitherOperand(mul, c, x, [](Value y) { return bool(constScalar(y)); }))
+      break;
+    scale *= *constScalar(c);
+    v = x;
+  }
+  return v;
+}
+
+bool dependsOn(Value v, Value target, int depth = 0) {
+  if (v == target)
+    return true;
+  Operation *op = v.getDefiningOp();
+  if (!op || depth > 24 || !isa<OnnxOp>(op))
+    return false;
+  for (Value operand : op->getOperands())
+    if (dependsOn(operand, target, depth + 1))
+      return true;
+  return false;
+}
+
+/// Rows of a table evaluated as a tensor broadcast to [..., n, d]: the
+/// [n, d] matrix, if every leading entry is the same.
+std::optional<std::vector<double>> tableRows(const ETensor &t, int64_t n,
+                                             int64_t d) {
+  if (t.shape.size() < 2 || t.shape.back() != d ||
+      t.shape[t.shape.size() - 2] != n)
+    return std::nullopt;
+  std::vector<double> rows(t.v.begin(), t.v.begin() + n * d);
+  for (size_t i = n * d; i < t.v.size(); ++i)
+    if (t.v[i] != rows[i % (n * d)])
+      return std::nullopt;
+  return rows;
+}
+
+/// A weight or constant of rank >= 2 in the subgraph of `v` whose last dim
+/// is d or d/2: a RoPE table; its rows bound the positions.
+int64_t tableRowsBound(Value v, int64_t d, int depth = 0) {
+  Operation *op = v.getDefiningOp();
+  if (!op || depth > 16)
+    return 0;
+  if (isa<WeightOp, arith::ConstantOp>(op)) {
+    auto t = dyn_cast<RankedTensorType>(v.getType());
+    if (t && t.getRank() >= 2 &&
+        (t.getShape().back() == d || t.getShape().back() == d / 2))
+      return t.getDimSize(t.getRank() - 2);
+    return 0;
+  }
+  if (!isa<OnnxOp>(op))
+    return 0;
+  int64_t best = 0;
+  for (Value operand : op->getOperands())
+    if (int64_t r = tableRowsBound(operand, d, depth + 1))
+      best = best ? std::min(best, r) : r;
+  return best;
 }
 
 struct RopeMatch {
   Value x4;
-  Attribute cosTable, sinTable;
-  int64_t offset = 0;
+  double theta = 0;
+  bool interleaved = false;
+  int64_t rows = 0; // table rows, 0 when computed
 };
 
-/// A table Slice(table [positions, head_dim], starts = [p0], ...) on axis 0.
-std::optional<std::pair<Attribute, int64_t>> matchTable(Value v) {
-  OnnxOp slice = def(v, "Slice");
-  Attribute table;
-  if (!slice || slice.getNumOperands() < 3 ||
-      !matchPattern(slice.getOperand(0), m_Constant(&table)))
-    return std::nullopt;
-  std::optional<SmallVector<int64_t>> starts = constInts(slice.getOperand(1));
-  std::optional<SmallVector<int64_t>> axes =
-      slice.getNumOperands() > 3 ? constInts(slice.getOperand(3))
-                                 : SmallVector<int64_t>{0};
-  if (!starts || starts->size() != 1 || !axes ||
-      *axes != SmallVector<int64_t>{0})
-    return std::nullopt;
-  return std::make_pair(table, (*starts)[0]);
-}
-
-/// x4 * cos + Concat(-Slice(x4), Slice(x4), axis = -1) * sin (rotate half).
-std::optional<RopeMatch> matchRope(Value v) {
-  OnnxOp add = def(v, "Add");
+/// y = x4 * C + R(x4) * S, recognised by what it computes: C and S
+/// evaluated for positions 0..n-1 must be cos/sin(p * theta^(-2i/d)) in
+/// rotate-half or interleaved layout, and R, evaluated on a probe, the
+/// matching rotation.
+std::optional<RopeMatch> matchRope(Value y, func::FuncOp func,
+                                   std::string &why) {
+  OnnxOp add = def(y, "Add");
   if (!add)
     return std::nullopt;
+  constexpr int64_t n = 12;
   for (int swap = 0; swap < 2; ++swap) {
     OnnxOp m1 = def(add.getOperand(swap), "Mul"),
            m2 = def(add.getOperand(1 - swap), "Mul");
     if (!m1 || !m2)
       continue;
-    for (int a = 0; a < 2; ++a)
+    for (int a = 0; a < 2; ++a) {
+      Value x4 = m1.getOperand(a), cosV = m1.getOperand(1 - a);
+      RankedTensorType xt = rankedFloat(x4);
+      if (!xt || xt.getRank() != 4 || xt.isDynamicDim(3) ||
+          !matchSplitHeads(x4))
+        continue;
       for (int b = 0; b < 2; ++b) {
-        Value x4 = m1.getOperand(a);
-        auto cos = matchTable(m1.getOperand(1 - a));
-        OnnxOp cat = def(m2.getOperand(b), "Concat");
-        auto sin = matchTable(m2.getOperand(1 - b));
-        if (!cos || !sin || !cat || cat.getNumOperands() != 2 ||
-            cos->second != sin->second)
+        Value rot = m2.getOperand(b), sinV = m2.getOperand(1 - b);
+        if (!dependsOn(rot, x4) || dependsOn(sinV, x4) || dependsOn(cosV, x4))
           continue;
-        int64_t axis = attrInt(cat, "axis", 0);
-        OnnxOp neg = def(cat.getOperand(0), "Neg");
-        OnnxOp hi = neg ? def(neg.getOperand(0), "Slice") : OnnxOp();
-        OnnxOp lo = def(cat.getOperand(1), "Slice");
-        if (!hi || !lo || hi.getOperand(0) != x4 || lo.getOperand(0) != x4 ||
-            !(axis == -1 || axis == 3))
+        int64_t d = xt.getDimSize(3);
+        if (d % 2 || d < 4)
           continue;
-        return RopeMatch{x4, cos->first, sin->first, cos->second};
+        SubgraphEvaluator eval(func, n);
+        auto xs = eval.shapeOf(x4);
+        auto ct = eval.eval(cosV);
+        auto st = eval.eval(sinV);
+        if (!xs || !ct || !st) {
+          why = "RoPE tables: " + eval.why();
+          continue;
+        }
+        int64_t rowsN = (*xs)[2];
+        auto c = tableRows(*ct, rowsN, d), s = tableRows(*st, rowsN, d);
+        if (!c || !s || rowsN < 3) {
+          why = "RoPE tables do not broadcast as [positions, head_dim]";
+          continue;
+        }
+        // The rotation on a probe x[i] = i + 1.
+        ETensor probe;
+        probe.shape = *xs;
+        for (int64_t i = 0; i < probe.numel(); ++i)
+          probe.v.push_back(static_cast<double>(i % d + 1));
+        eval.bind(x4, probe);
+        auto r = eval.eval(rot);
+        if (!r || r->shape != *xs) {
+          why = "the rotation of x does not evaluate: " + eval.why();
+          if (r) {
+            why += " (shape";
+            for (int64_t d : r->shape)
+              why += " " + std::to_string(d);
+            why += " vs";
+            for (int64_t d : *xs)
+              why += " " + std::to_string(d);
+            why += ")";
+          }
+          continue;
+        }
+        bool half = true, inter = true;
+        for (int64_t i = 0; i < d; ++i) {
+          double got = r->v[i];
+          double h = i < d / 2 ? -(i + d / 2 + 1) : (i - d / 2 + 1);
+          double p = i % 2 == 0 ? -(i + 2) : i;
+          half &= got == h;
+          inter &= got == p;
+        }
+        if (!half && !inter) {
+          why = "the rotation is neither rotate-half nor interleaved";
+          continue;
+        }
+        // Frequencies from position 1, then verify every entry.
+        auto freq = [&](int64_t i) { return inter ? i / 2 : i % (d / 2); };
+        std::vector<double> f(d / 2);
+        for (int64_t i = 0; i < d; ++i)
+          f[freq(i)] = std::atan2((*s)[d + i], (*c)[d + i]);
+        if (!(f[1] > 0)) {
+          why = "RoPE frequencies are not positive";
+          continue;
+        }
+        double estimate = std::pow(f[1], -static_cast<double>(d) / 2.0);
+        std::optional<double> theta;
+        for (double t : {std::round(estimate), estimate}) {
+          bool ok = t > 1;
+          for (int64_t p = 0; ok && p < rowsN; ++p)
+            for (int64_t i = 0; ok && i < d; ++i) {
+              double ang = p * std::pow(t, -2.0 * freq(i) / d);
+              ok = std::abs(std::cos(ang) - (*c)[p * d + i]) < 2e-5 &&
+                   std::abs(std::sin(ang) - (*s)[p * d + i]) < 2e-5;
+            }
+          if (ok) {
+            theta = t;
+            break;
+          }
+        }
+        if (!theta) {
+          why = "RoPE tables match no theta with positions from 0";
+          continue;
+        }
+        return RopeMatch{x4, *theta, inter, tableRowsBound(cosV, d)};
       }
+    }
   }
   return std::nullopt;
 }
 
-/// theta such that table[p][i] = cos|sin(p * theta^(-2 (i mod d/2) / d)),
-/// verified over the whole table. The estimate from the fp32 table is off in
-/// the last digits; the nearest integer is preferred when it verifies.
-std::optional<double> ropeTheta(Attribute cosAttr, Attribute sinAttr,
-                                int64_t headDim) {
-  auto cosV = constFloats(cosAttr), sinV = constFloats(sinAttr);
-  auto type = cast<ShapedType>(cast<ElementsAttr>(cosAttr).getType());
-  if (!cosV || !sinV || type.getRank() != 2 || type.getDimSize(1) != headDim ||
-      type.getDimSize(0) < 2 || headDim < 4)
-    return std::nullopt;
-  int64_t rows = type.getDimSize(0), half = headDim / 2;
-  auto verifies = [&](double theta) {
-    for (int64_t p = 0; p < rows; ++p)
-      for (int64_t i = 0; i < headDim; ++i) {
-        double ang = p * std::pow(theta, -2.0 * (i % half) / headDim);
-        if (std::abs(static_cast<float>(std::cos(ang)) -
-                     (*cosV)[p * headDim + i]) > 1e-5 ||
-            std::abs(static_cast<float>(std::sin(ang)) -
-                     (*sinV)[p * headDim + i]) > 1e-5)
-          return false;
+/// The mask of the scores, by evaluation: additive terms and Where
+/// selections must block exactly the positions after the query's.
+LogicalResult checkCausal(ArrayRef<Value> additive,
+                          ArrayRef<std::tuple<Value, Value, bool>> wheres,
+                          func::FuncOp func, std::string &why) {
+  if (additive.empty() && wheres.empty()) {
+    why = "no mask: w4a4 attention is causal";
+    return failure();
+  }
+  for (int64_t seq : {5, 9}) {
+    SubgraphEvaluator eval(func, seq);
+    // The mask is [.., n, n]: n = seq plus any register prefix.
+    int64_t n = -1;
+    std::vector<int> blocked, touched;
+    auto visit = [&](const ETensor &t, auto fn) -> bool {
+      if (t.shape.size() < 2 || t.shape[t.shape.size() - 2] != t.shape.back())
+        return false;
+      if (n < 0) {
+        n = t.shape.back();
+        blocked.assign(n * n, 0);
+        touched.assign(n * n, 0);
       }
-    return true;
-  };
-  double inv1 = std::atan2((*sinV)[headDim + 1], (*cosV)[headDim + 1]);
-  if (!(inv1 > 0))
-    return std::nullopt;
-  double estimate = std::pow(inv1, -static_cast<double>(headDim) / 2.0);
-  for (double theta : {std::round(estimate), estimate})
-    if (theta > 0 && verifies(theta))
-      return theta;
-  return std::nullopt;
-}
-
-/// A constant [n, n] boolean matrix, true exactly above the diagonal, read
-/// through Slices that start at 0 (the exporters' sliced mask buffer).
-bool isConstantCausalMask(Value cond) {
-  while (OnnxOp slice = def(cond, "Slice")) {
-    auto starts = constInts(slice.getOperand(1));
-    if (!starts || llvm::any_of(*starts, [](int64_t s) { return s != 0; }))
-      return false;
-    cond = slice.getOperand(0);
+      if (t.shape.back() != n)
+        return false;
+      for (size_t i = 0; i < t.v.size(); ++i)
+        fn(i % (n * n), t.v[i]);
+      return true;
+    };
+    for (Value m : additive) {
+      auto t = eval.eval(m);
+      if (!t || !visit(*t, [&](size_t k, double x) {
+            if (x <= -1e4)
+              blocked[k] |= 1;
+            else if (x != 0)
+              touched[k] = 1;
+          })) {
+        why = "additive mask: " + (t ? "not [seq, seq]" : eval.why());
+        return failure();
+      }
+    }
+    for (auto [cond, fill, fillWhenTrue] : wheres) {
+      auto c = eval.eval(cond);
+      auto f = eval.eval(fill);
+      if (!c || !f || f->v.size() != 1 || !(f->v[0] <= -1e4) ||
+          !visit(*c, [&, w = fillWhenTrue](size_t k, double x) {
+            if ((x != 0) == w)
+              blocked[k] |= 1;
+          })) {
+        why = "mask condition: " +
+              (c ? std::string("not [seq, seq]") : eval.why());
+        return failure();
+      }
+    }
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        if (bool(blocked[i * n + j]) != (j > i) || touched[i * n + j]) {
+          why = "the mask is not causal (query " + std::to_string(i) +
+                ", key " + std::to_string(j) + ")";
+          return failure();
+        }
   }
-  DenseElementsAttr attr;
-  if (!matchPattern(cond, m_Constant(&attr)) ||
-      !attr.getElementType().isInteger(1))
-    return false;
-  auto type = cast<ShapedType>(attr.getType());
-  if (type.getRank() != 2 || type.getDimSize(0) != type.getDimSize(1))
-    return false;
-  int64_t n = type.getDimSize(0), idx = 0;
-  for (bool v : attr.getValues<bool>()) {
-    if (v != (idx % n > idx / n))
-      return false;
-    ++idx;
-  }
-  return true;
+  return success();
 }
 
-/// Causal mask: Greater(Unsqueeze(Range(0, t, 1), [0]), Unsqueeze(Range, [1])),
-/// or a sliced constant mask, possibly behind a Cast to bool.
-bool isCausalMask(Value cond) {
-  if (OnnxOp cast = def(cond, "Cast"); cast && attrInt(cast, "to", 0) == 9)
-    cond = cast.getOperand(0);
-  if (isConstantCausalMask(cond))
-    return true;
-  OnnxOp gt = def(cond, "Greater");
-  if (!gt)
-    return false;
-  OnnxOp u0 = def(gt.getOperand(0), "Unsqueeze"),
-         u1 = def(gt.getOperand(1), "Unsqueeze");
-  if (!u0 || !u1 || u0.getOperand(0) != u1.getOperand(0))
-    return false;
-  OnnxOp range = def(u0.getOperand(0), "Range");
-  return range && constInts(u0.getOperand(1)) == SmallVector<int64_t>{0} &&
-         constInts(u1.getOperand(1)) == SmallVector<int64_t>{1} &&
-         constInts(range.getOperand(0)) == SmallVector<int64_t>{0} &&
-         constInts(range.getOperand(2)) == SmallVector<int64_t>{1};
-}
-
-/// The attention block, anchored at the final Reshape back to
-/// [batch, seq, heads * head_dim].
+/// The attention block, recognised from its Softmax: scores = mask(scale *
+/// q k^T) with q, k rotated by RoPE, probabilities times v, heads merged
+/// back to [batch, seq, heads * head_dim].
 struct RaiseAttention : OpRewritePattern<OnnxOp> {
   RaiseAttention(MLIRContext *ctx) : OpRewritePattern(ctx) {
     setDebugName("attention");
@@ -515,65 +868,96 @@ struct RaiseAttention : OpRewritePattern<OnnxOp> {
     OnnxOp sm = pv ? def(pv.getOperand(0), "Softmax") : OnnxOp();
     if (!sm || !(attrInt(sm, "axis", -1) == -1 || attrInt(sm, "axis", -1) == 3))
       return failure();
-    OnnxOp where = def(sm.getOperand(0), "Where");
-    if (!where || !isCausalMask(where.getOperand(0)))
-      return rewriter.notifyMatchFailure(op, "no causal mask");
-    std::optional<double> fill = constScalar(where.getOperand(1));
-    if (!fill || !(*fill < -1e30)) // -inf or a huge negative fill
-      return failure();
-    OnnxOp div = def(where.getOperand(2), "Div");
-    std::optional<double> divisor =
-        div ? constScalar(div.getOperand(1)) : std::nullopt;
-    OnnxOp qk = div ? def(div.getOperand(0), "MatMul") : OnnxOp();
-    if (!divisor || !(*divisor > 0) || !qk)
-      return failure();
-    OnnxOp kt = def(qk.getOperand(1), "Transpose");
+    auto func = op->getParentOfType<func::FuncOp>();
+    // Walk the scores back to QK^T, collecting scale and mask terms.
+    double scale = 1.0;
+    SmallVector<Value> additive;
+    SmallVector<std::tuple<Value, Value, bool>> wheres;
+    Value s = sm.getOperand(0);
+    OnnxOp qk;
+    SubgraphEvaluator probe(func, 5);
+    for (int steps = 0; steps < 16 && !qk; ++steps) {
+      OnnxOp d = s.getDefiningOp<OnnxOp>();
+      if (!d)
+        break;
+      StringRef t = d.getOpType();
+      if (t == "MatMul") {
+        qk = d;
+      } else if (t == "Mul" || t == "Add") {
+        Value x, c;
+        bool mul = t == "Mul";
+        if (!eitherOperand(d, c, x, [&](Value v) {
+              return mul ? bool(constScalar(v)) : bool(probe.eval(v));
+            }))
+          return debugFailure(rewriter, op, "scores: unknown term");
+        if (mul)
+          scale *= *constScalar(c);
+        else
+          additive.push_back(c);
+        s = x;
+      } else if (t == "Where" && d.getNumOperands() == 3) {
+        bool fillTrue = bool(constScalar(d.getOperand(1)));
+        wheres.emplace_back(d.getOperand(0), d.getOperand(fillTrue ? 1 : 2),
+                            fillTrue);
+        s = d.getOperand(fillTrue ? 2 : 1);
+      } else {
+        return debugFailure(rewriter, op, "scores: unexpected op");
+      }
+    }
+    if (!qk)
+      return debugFailure(rewriter, op, "structure 3");
+    std::string why;
+    if (failed(checkCausal(additive, wheres, func, why)))
+      return debugFailure(rewriter, op, why);
+    Value kSide = qk.getOperand(1);
+    OnnxOp kt = def(kSide, "Transpose");
     if (!kt || attrInts(kt, "perm") != SmallVector<int64_t>{0, 1, 3, 2})
-      return failure();
-    std::optional<RopeMatch> qRope = matchRope(qk.getOperand(0));
-    std::optional<RopeMatch> kRope = matchRope(skipRepeatKV(kt.getOperand(0)));
+      return debugFailure(rewriter, op, "structure 4");
+    Value qv = stripScale(qk.getOperand(0), scale);
+    Value kv = stripScale(kt.getOperand(0), scale);
+    auto [kBase, kRep] = skipRepeatKV(kv);
+    kBase = stripScale(kBase, scale);
+    auto [vBase, vRep] = skipRepeatKV(pv.getOperand(1));
+    std::optional<RopeMatch> qRope = matchRope(qv, func, why);
+    std::optional<RopeMatch> kRope =
+        qRope ? matchRope(kBase, func, why) : std::nullopt;
     if (!qRope || !kRope)
-      return rewriter.notifyMatchFailure(op, "no rotate-half RoPE on q and k");
+      return debugFailure(rewriter, op, "no RoPE on q and k: " + why);
     Value qFlat = matchSplitHeads(qRope->x4),
-          kFlat = matchSplitHeads(kRope->x4),
-          vFlat = matchSplitHeads(skipRepeatKV(pv.getOperand(1)));
+          kFlat = matchSplitHeads(kRope->x4), vFlat = matchSplitHeads(vBase);
     if (!qFlat || !kFlat || !vFlat)
-      return failure();
-    auto tableType =
-        cast<ShapedType>(cast<ElementsAttr>(qRope->cosTable).getType());
-    int64_t headDim = tableType.getRank() == 2 ? tableType.getDimSize(1) : 0;
+      return debugFailure(rewriter, op, "structure 5");
+    int64_t headDim = rankedFloat(qRope->x4).getDimSize(3);
     int64_t qWidth = rankedFloat(qFlat).getShape().back();
     int64_t kvWidth = rankedFloat(kFlat).getShape().back();
-    if (headDim <= 0 || qWidth % headDim || kvWidth % headDim ||
+    if (qWidth % headDim || kvWidth % headDim ||
         rankedFloat(vFlat).getShape().back() != kvWidth ||
-        qRope->offset != kRope->offset || qRope->cosTable != kRope->cosTable ||
+        qRope->theta != kRope->theta ||
+        qRope->interleaved != kRope->interleaved ||
         outType.getShape().back() != qWidth)
-      return failure();
-    std::optional<double> theta =
-        ropeTheta(qRope->cosTable, qRope->sinTable, headDim);
-    if (!theta)
-      return rewriter.notifyMatchFailure(op, "RoPE tables match no theta");
+      return debugFailure(rewriter, op, "structure 6");
     int64_t heads = qWidth / headDim, kvHeads = kvWidth / headDim;
-    if (heads % kvHeads)
-      return failure();
+    if (heads % kvHeads || kRep != vRep || kvHeads * kRep != heads)
+      return debugFailure(rewriter, op, "GQA head counts do not match");
     Location loc = op.getLoc();
     auto rope = [&](Value flat) {
       return RoPEOp::create(rewriter, loc, flat.getType(), flat,
                             rewriter.getI64IntegerAttr(headDim),
-                            rewriter.getF64FloatAttr(*theta),
-                            rewriter.getI64IntegerAttr(qRope->offset),
-                            UnitAttr())
+                            rewriter.getF64FloatAttr(qRope->theta),
+                            rewriter.getI64IntegerAttr(0),
+                            qRope->interleaved ? rewriter.getUnitAttr()
+                                               : UnitAttr())
           .getResult();
     };
     Value q = rope(qFlat), k = rope(kFlat);
-    // The tables bound the positions the exported model supports.
-    if (auto module = op->getParentOfType<ModuleOp>()) {
-      int64_t rows = tableType.getDimSize(0) - qRope->offset;
-      auto old = module->getAttrOfType<IntegerAttr>("w4a4.max_positions");
-      if (!old || old.getInt() > rows)
-        module->setAttr("w4a4.max_positions", rewriter.getI64IntegerAttr(rows));
-    }
-    double scale = 1.0 / *divisor;
+    // Constant tables bound the positions the exported model supports.
+    if (int64_t rows = std::max(qRope->rows, kRope->rows))
+      if (auto module = op->getParentOfType<ModuleOp>()) {
+        auto old = module->getAttrOfType<IntegerAttr>("w4a4.max_positions");
+        if (!old || old.getInt() > rows)
+          module->setAttr("w4a4.max_positions",
+                          rewriter.getI64IntegerAttr(rows));
+      }
     rewriter.replaceOpWithNewOp<AttentionOp>(
         op, qFlat.getType(), q, k, vFlat, Value(), Value(),
         rewriter.getI64IntegerAttr(heads), rewriter.getI64IntegerAttr(kvHeads),
@@ -757,6 +1141,75 @@ struct RaiseRegistersStrip : OpRewritePattern<OnnxOp> {
   }
 };
 
+/// The model-level op a leftover generic op most likely belonged to: the
+/// first recognisable op downstream of it.
+std::string expectedOp(Operation *op) {
+  SmallVector<std::pair<Operation *, int>> work{{op, 0}};
+  llvm::DenseSet<Operation *> seen;
+  while (!work.empty()) {
+    auto [o, depth] = work.pop_back_val();
+    if (!seen.insert(o).second || depth > 10)
+      continue;
+    if (auto g = dyn_cast<OnnxOp>(o)) {
+      StringRef t = g.getOpType();
+      if (t == "Softmax" || t.ends_with("Attention"))
+        return "an attention block (w4a4.attention with w4a4.rope)";
+      if (t == "ReduceMean" || t.ends_with("Normalization"))
+        return "an RMSNorm (w4a4.rms_norm)";
+      if (t == "Sigmoid")
+        return "a SwiGLU MLP (w4a4.swiglu)";
+      if (t.contains("Rotary"))
+        return "a RoPE (w4a4.rope)";
+    } else if (isa<AttentionOp, RoPEOp>(o)) {
+      return "an attention block (w4a4.attention with w4a4.rope)";
+    } else if (isa<RMSNormOp>(o)) {
+      return "an RMSNorm (w4a4.rms_norm)";
+    } else if (isa<LinearOp>(o)) {
+      return "a linear (w4a4.linear)";
+    } else if (isa<RegistersOp>(o)) {
+      return "Depth Registers (w4a4.registers)";
+    }
+    for (Operation *u : o->getUsers())
+      work.push_back({u, depth + 1});
+  }
+  return "";
+}
+
+/// After raising: stage 1's symbolic dims leave the function arguments, and
+/// the inputs real exports have besides input_ids (attention_mask,
+/// position_ids, an empty KV past) are dropped when nothing reads them any
+/// more; what the raised model assumes of them is recorded in
+/// `w4a4.assumed_inputs`.
+void cleanUpInterface(ModuleOp module) {
+  for (auto func : module.getOps<func::FuncOp>()) {
+    SmallVector<Attribute> assumed;
+    llvm::BitVector erase(func.getNumArguments());
+    for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+      func.removeArgAttr(i, "w4a4.dims");
+      auto name = func.getArgAttrOfType<StringAttr>(i, "w4a4.name");
+      if (!name || !func.getArgument(i).use_empty())
+        continue;
+      StringRef n = name.getValue();
+      std::string what;
+      if (n.contains("attention_mask"))
+        what = n.str() + ": all ones (no padding)";
+      else if (n.contains("position_ids"))
+        what = n.str() + ": 0 .. n-1";
+      else if (n.contains("past"))
+        what = n.str() + ": empty (no KV past)";
+      if (what.empty())
+        continue;
+      erase.set(i);
+      assumed.push_back(StringAttr::get(module.getContext(), what));
+    }
+    if (erase.any()) {
+      (void)func.eraseArguments(erase);
+      module->setAttr("w4a4.assumed_inputs",
+                      ArrayAttr::get(module.getContext(), assumed));
+    }
+  }
+}
+
 struct W4A4RaiseOnnxPass
     : mlir::w4a4::impl::W4A4RaiseOnnxBase<W4A4RaiseOnnxPass> {
   using Base::Base;
@@ -772,6 +1225,7 @@ struct W4A4RaiseOnnxPass
         return signalPassFailure();
       }
     }
+    cleanUpInterface(module);
     if (!requireFullyRaised)
       return;
     OnnxOp left;
@@ -783,12 +1237,23 @@ struct W4A4RaiseOnnxPass
     });
     if (left) {
       auto opset = module->getAttrOfType<IntegerAttr>("w4a4.onnx_opset");
+      std::string feeds, expected = expectedOp(left.getOperation());
+      for (Operation *user : left->getUsers()) {
+        if (auto u = dyn_cast<OnnxOp>(user))
+          feeds = ", feeds node '" + u.getNodeName().str() + "' (op " +
+                  u.getOpType().str() + ")";
+        else
+          feeds = ", feeds " + user->getName().getStringRef().str();
+        break;
+      }
       left.emitError()
           << "node '" << left.getNodeName() << "' (op " << left.getOpType()
-          << ", opset " << (opset ? opset.getInt() : 0)
+          << ", opset " << (opset ? opset.getInt() : 0) << feeds
           << ") could not be raised (" << count
           << " generic ops left): the graph is not a SwiGLU decoder that "
-             "w4a4-raise-onnx understands";
+             "w4a4-raise-onnx understands"
+          << (expected.empty() ? std::string()
+                               : "; expected it to be part of " + expected);
       signalPassFailure();
     }
   }
@@ -801,7 +1266,9 @@ void mlir::w4a4::populateRaiseOnnxPatterns(RewritePatternSet &patterns,
   MLIRContext *ctx = patterns.getContext();
   if (phase == 1)
     patterns.add<FoldIntConstant, CastWeight, RaiseEmbedding, RaiseLinear,
-                 RaiseRMSNorm, RaiseRMSNormGain, RaiseSwiGLU>(ctx);
+                 RaiseSlicedLinear, RaiseFlattenedLinear, RaiseLinearBias,
+                 RaiseRMSNorm, RaiseFusedNorm, RaiseRMSNormGain, RaiseSwiGLU>(
+        ctx);
   else if (phase == 2)
     patterns.add<RaiseAttention, RaiseRegistersPrepend, RaiseRegistersAdd>(ctx);
   else

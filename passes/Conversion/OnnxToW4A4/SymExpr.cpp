@@ -174,6 +174,17 @@ std::optional<SymExpr> symBinary(const std::string &op, const SymExpr &a,
       return SymExpr(1);
     if (ca && cb)
       return SymExpr(0);
+    // Symbols are sizes (>= 1) and expressions of them with non-negative
+    // coefficients stay >= 1: never equal to a constant <= 0 (the -1 tests
+    // of exported Expand/Reshape shapes).
+    auto positive = [](const SymExpr &e) {
+      for (const auto &[m, c] : e.terms)
+        if (c < 0)
+          return false;
+      return !e.isConst();
+    };
+    if ((cb && *cb <= 0 && positive(a)) || (ca && *ca <= 0 && positive(b)))
+      return SymExpr(0);
     // Two different symbolic values may still be equal at run time.
     return std::nullopt;
   }

@@ -59,12 +59,39 @@ public:
   friend SymExpr operator+(const SymExpr &a, const SymExpr &b);
   friend SymExpr operator-(const SymExpr &a, const SymExpr &b);
   friend SymExpr operator*(const SymExpr &a, const SymExpr &b);
+  friend std::optional<SymExpr> symBinary(const std::string &op,
+                                          const SymExpr &a, const SymExpr &b);
   bool operator==(const SymExpr &o) const { return terms == o.terms; }
   bool operator!=(const SymExpr &o) const { return terms != o.terms; }
 
   /// a / b when the division is exact term by term (b a monomial or a
   /// constant), else nullopt.
   std::optional<SymExpr> divExact(const SymExpr &b) const;
+
+  /// The value with every symbol bound; nullopt when one is not.
+  std::optional<int64_t>
+  evaluate(const std::map<std::string, int64_t> &bindings) const {
+    int64_t r = 0;
+    for (const auto &[m, c] : terms) {
+      int64_t t = c;
+      for (const std::string &s : m) {
+        auto it = bindings.find(s);
+        if (it == bindings.end())
+          return std::nullopt;
+        t *= it->second;
+      }
+      r += t;
+    }
+    return r;
+  }
+  /// Names of the symbols that occur.
+  std::vector<std::string> symbols() const {
+    std::vector<std::string> out;
+    for (const auto &[m, c] : terms)
+      for (const std::string &s : m)
+        out.push_back(s);
+    return out;
+  }
 
   /// "batch", "seq + 4", "2*batch*seq - 1".
   std::string str() const;

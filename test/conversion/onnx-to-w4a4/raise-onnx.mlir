@@ -1,7 +1,7 @@
 // One case (or more) per raising pattern of w4a4-raise-onnx, and the cases a
 // pattern must refuse.
-// RUN: w4a4-opt %s --split-input-file --w4a4-raise-onnx=require-fully-raised=false | FileCheck %s
-// RUN: not w4a4-opt %s --split-input-file --w4a4-raise-onnx 2>&1 | FileCheck %s --check-prefix=STRICT
+// RUN: w4a4-opt %s --split-input-file --w4a4-normalize-onnx --w4a4-raise-onnx=require-fully-raised=false | FileCheck %s
+// RUN: not w4a4-opt %s --split-input-file --w4a4-normalize-onnx --w4a4-raise-onnx 2>&1 | FileCheck %s --check-prefix=STRICT
 
 // cast-weight + linear: Cast(f16 weight) feeding MatMul(x, Transpose(W)).
 // CHECK-LABEL: func.func @linear
@@ -22,7 +22,7 @@ func.func @linear(%x: tensor<?x?x4xf32>) -> tensor<?x?x2xf32> {
 // A MatMul without the transposed weight is not a linear.
 // CHECK-LABEL: func.func @not_linear
 // CHECK: w4a4.onnx "MatMul"
-// STRICT: error: node 'mm' (op MatMul, opset 0) could not be raised (1 generic ops left)
+// STRICT: error: node 'mm' (op MatMul, opset 0, feeds func.return) could not be raised (1 generic ops left)
 func.func @not_linear(%x: tensor<?x4xf32>, %w: tensor<4x2xf32>) -> tensor<?x2xf32> {
   %y = w4a4.onnx "MatMul" "mm"(%x, %w) : (tensor<?x4xf32>, tensor<4x2xf32>) -> tensor<?x2xf32>
   return %y : tensor<?x2xf32>
