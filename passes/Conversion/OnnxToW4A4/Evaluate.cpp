@@ -118,7 +118,8 @@ std::optional<ETensor> fromAttr(Attribute attr) {
   bool isUnsigned = type.getElementType().isUnsignedInteger();
   for (const APInt &x : dense.getValues<APInt>())
     t.v.push_back(
-        static_cast<double>(isUnsigned ? x.getZExtValue() : x.getSExtValue()));
+        isUnsigned ? static_cast<double>(x.getZExtValue())
+                   : static_cast<double>(x.getSExtValue()));
   return t;
 }
 
@@ -500,8 +501,16 @@ std::optional<ETensor> SubgraphEvaluator::evalOp(Operation *op,
     }
     ETensor r;
     r.shape = shape;
-    if (r.numel() != t.numel())
-      return fail(type.str() + ": element count changes");
+    if (r.numel() != t.numel()) {
+      std::string from, to;
+      for (int64_t d : t.shape)
+        from += " " + std::to_string(d);
+      for (int64_t d : r.shape)
+        to += " " + std::to_string(d);
+      return fail(type.str() + " '" + onnx.getNodeName().str() +
+                  "': element count changes ([" + from + " ] to [" + to +
+                  " ])");
+    }
     r.v = std::move(t.v);
     return r;
   }

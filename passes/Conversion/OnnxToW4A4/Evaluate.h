@@ -44,6 +44,11 @@ public:
   /// The value of `v`, or nullopt when it depends on something unbound or
   /// an op this evaluator does not know (why() says which).
   std::optional<ETensor> eval(Value v);
+  /// Like eval(), with why() about this evaluation only.
+  std::optional<ETensor> evalFresh(Value v) {
+    reason.clear();
+    return eval(v);
+  }
   /// The concrete shape of `v` under the bindings (static type, stage 1's
   /// symbolic dims, or by evaluation).
   std::optional<std::vector<int64_t>> shapeOf(Value v);

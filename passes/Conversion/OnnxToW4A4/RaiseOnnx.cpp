@@ -887,9 +887,10 @@ struct RaiseAttention : OpRewritePattern<OnnxOp> {
         Value x, c;
         bool mul = t == "Mul";
         if (!eitherOperand(d, c, x, [&](Value v) {
-              return mul ? bool(constScalar(v)) : bool(probe.eval(v));
+              return mul ? bool(constScalar(v)) : bool(probe.evalFresh(v));
             }))
-          return debugFailure(rewriter, op, "scores: unknown term");
+          return debugFailure(rewriter, op,
+                              "scores: unknown term (" + probe.why() + ")");
         if (mul)
           scale *= *constScalar(c);
         else
