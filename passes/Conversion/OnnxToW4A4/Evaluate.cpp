@@ -117,9 +117,8 @@ std::optional<ETensor> fromAttr(Attribute attr) {
   }
   bool isUnsigned = type.getElementType().isUnsignedInteger();
   for (const APInt &x : dense.getValues<APInt>())
-    t.v.push_back(
-        isUnsigned ? static_cast<double>(x.getZExtValue())
-                   : static_cast<double>(x.getSExtValue()));
+    t.v.push_back(isUnsigned ? static_cast<double>(x.getZExtValue())
+                             : static_cast<double>(x.getSExtValue()));
   return t;
 }
 

@@ -675,112 +675,115 @@ struct RopeMatch {
   int64_t rows = 0; // table rows, 0 when computed
 };
 
-/// y = x4 * C + R(x4) * S, recognised by what it computes: C and S
-/// evaluated for positions 0..n-1 must be cos/sin(p * theta^(-2i/d)) in
-/// rotate-half or interleaved layout, and R, evaluated on a probe, the
-/// matching rotation.
+/// The per-head input of a RoPE: the nearest split-heads value
+/// (Transpose(Reshape(flat))) that `y` is computed from.
+Value ropeInput(Value y) {
+  SmallVector<std::pair<Value, int>> work{{y, 0}};
+  llvm::DenseSet<Value> seen;
+  while (!work.empty()) {
+    auto [v, depth] = work.front();
+    work.erase(work.begin());
+    if (!seen.insert(v).second || depth > 16)
+      continue;
+    RankedTensorType t = rankedFloat(v);
+    if (t && t.getRank() == 4 && !t.isDynamicDim(3) && matchSplitHeads(v))
+      return v;
+    if (OnnxOp op = v.getDefiningOp<OnnxOp>())
+      for (Value operand : op.getOperands())
+        work.push_back({operand, depth + 1});
+  }
+  return {};
+}
+
+/// y = RoPE(x4), recognised by what it computes: y is evaluated for
+/// positions 0..n-1 with x4 bound to each unit vector of the head
+/// dimension, which gives the matrix M_p with y[p] = M_p x[p]; M_p must be
+/// the rotation by p * theta^(-2k/d) of rotate-half or interleaved pairs
+/// (and M_0 the identity: positions start at 0). Any spelling (tables or
+/// cos/sin computed from position ids, rotate-half by slices or split,
+/// complex-multiplication form, stack/flatten) computes the same M_p.
 std::optional<RopeMatch> matchRope(Value y, func::FuncOp func,
                                    std::string &why) {
-  OnnxOp add = def(y, "Add");
-  if (!add)
+  Value x4 = ropeInput(y);
+  RankedTensorType yt = rankedFloat(y);
+  if (!x4 || !yt || yt != rankedFloat(x4) || y == x4) {
+    why = "no per-head input of a RoPE";
+    return std::nullopt;
+  }
+  int64_t d = rankedFloat(x4).getDimSize(3);
+  if (d % 2 || d < 4)
     return std::nullopt;
   constexpr int64_t n = 12;
-  for (int swap = 0; swap < 2; ++swap) {
-    OnnxOp m1 = def(add.getOperand(swap), "Mul"),
-           m2 = def(add.getOperand(1 - swap), "Mul");
-    if (!m1 || !m2)
-      continue;
-    for (int a = 0; a < 2; ++a) {
-      Value x4 = m1.getOperand(a), cosV = m1.getOperand(1 - a);
-      RankedTensorType xt = rankedFloat(x4);
-      if (!xt || xt.getRank() != 4 || xt.isDynamicDim(3) ||
-          !matchSplitHeads(x4))
-        continue;
-      for (int b = 0; b < 2; ++b) {
-        Value rot = m2.getOperand(b), sinV = m2.getOperand(1 - b);
-        if (!dependsOn(rot, x4) || dependsOn(sinV, x4) || dependsOn(cosV, x4))
-          continue;
-        int64_t d = xt.getDimSize(3);
-        if (d % 2 || d < 4)
-          continue;
-        SubgraphEvaluator eval(func, n);
-        auto xs = eval.shapeOf(x4);
-        auto ct = eval.eval(cosV);
-        auto st = eval.eval(sinV);
-        if (!xs || !ct || !st) {
-          why = "RoPE tables: " + eval.why();
-          continue;
-        }
-        int64_t rowsN = (*xs)[2];
-        auto c = tableRows(*ct, rowsN, d), s = tableRows(*st, rowsN, d);
-        if (!c || !s || rowsN < 3) {
-          why = "RoPE tables do not broadcast as [positions, head_dim]";
-          continue;
-        }
-        // The rotation on a probe x[i] = i + 1.
-        ETensor probe;
-        probe.shape = *xs;
-        for (int64_t i = 0; i < probe.numel(); ++i)
-          probe.v.push_back(static_cast<double>(i % d + 1));
-        eval.bind(x4, probe);
-        auto r = eval.eval(rot);
-        if (!r || r->shape != *xs) {
-          why = "the rotation of x does not evaluate: " + eval.why();
-          if (r) {
-            why += " (shape";
-            for (int64_t d : r->shape)
-              why += " " + std::to_string(d);
-            why += " vs";
-            for (int64_t d : *xs)
-              why += " " + std::to_string(d);
-            why += ")";
-          }
-          continue;
-        }
-        bool half = true, inter = true;
-        for (int64_t i = 0; i < d; ++i) {
-          double got = r->v[i];
-          double h = i < d / 2 ? -(i + d / 2 + 1) : (i - d / 2 + 1);
-          double p = i % 2 == 0 ? -(i + 2) : i;
-          half &= got == h;
-          inter &= got == p;
-        }
-        if (!half && !inter) {
-          why = "the rotation is neither rotate-half nor interleaved";
-          continue;
-        }
-        // Frequencies from position 1, then verify every entry.
-        auto freq = [&](int64_t i) { return inter ? i / 2 : i % (d / 2); };
-        std::vector<double> f(d / 2);
-        for (int64_t i = 0; i < d; ++i)
-          f[freq(i)] = std::atan2((*s)[d + i], (*c)[d + i]);
-        if (!(f[1] > 0)) {
-          why = "RoPE frequencies are not positive";
-          continue;
-        }
-        double estimate = std::pow(f[1], -static_cast<double>(d) / 2.0);
-        std::optional<double> theta;
-        for (double t : {std::round(estimate), estimate}) {
-          bool ok = t > 1;
-          for (int64_t p = 0; ok && p < rowsN; ++p)
-            for (int64_t i = 0; ok && i < d; ++i) {
-              double ang = p * std::pow(t, -2.0 * freq(i) / d);
-              ok = std::abs(std::cos(ang) - (*c)[p * d + i]) < 2e-5 &&
-                   std::abs(std::sin(ang) - (*s)[p * d + i]) < 2e-5;
-            }
-          if (ok) {
-            theta = t;
-            break;
-          }
-        }
-        if (!theta) {
-          why = "RoPE tables match no theta with positions from 0";
-          continue;
-        }
-        return RopeMatch{x4, *theta, inter, tableRowsBound(cosV, d)};
-      }
+  std::vector<std::vector<double>> cols; // cols[j][p * d + i] = M_p[i][j]
+  std::vector<int64_t> shape;
+  for (int64_t j = 0; j < d; ++j) {
+    SubgraphEvaluator eval(func, n);
+    auto xs = eval.shapeOf(x4);
+    if (!xs || xs->size() != 4 || (*xs)[2] < 3) {
+      why = "RoPE input shape: " + eval.why();
+      return std::nullopt;
     }
+    ETensor probe;
+    probe.shape = *xs;
+    probe.v.assign(probe.numel(), 0.0);
+    for (int64_t k = j; k < probe.numel(); k += d)
+      probe.v[k] = 1.0;
+    eval.bind(x4, probe);
+    auto r = eval.eval(y);
+    if (!r || r->shape != *xs) {
+      why = "RoPE does not evaluate: " + eval.why();
+      return std::nullopt;
+    }
+    // Every head and batch entry the same as the first.
+    int64_t rows = (*xs)[2], per = rows * d;
+    for (size_t k = per; k < r->v.size(); ++k)
+      if (r->v[k] != r->v[k % per]) {
+        why = "RoPE differs between heads";
+        return std::nullopt;
+      }
+    shape = *xs;
+    cols.emplace_back(r->v.begin(), r->v.begin() + per);
   }
+  int64_t rows = shape[2], h = d / 2;
+  auto m = [&](int64_t p, int64_t i, int64_t j) { return cols[j][p * d + i]; };
+  // Layout from position 1: which entry pairs with dim 0.
+  bool inter = std::abs(m(1, 1, 0)) > 1e-6, half = std::abs(m(1, h, 0)) > 1e-6;
+  if (inter == half) {
+    why = "the rotation is neither rotate-half nor interleaved";
+    return std::nullopt;
+  }
+  auto partner = [&](int64_t i) {
+    return inter ? (i ^ 1) : (i < h ? i + h : i - h);
+  };
+  auto freq = [&](int64_t i) { return inter ? i / 2 : i % h; };
+  std::vector<double> f(h);
+  for (int64_t i = 0; i < d; ++i) {
+    bool first = inter ? i % 2 == 0 : i < h;
+    if (first) // y_i = cos * x_i - sin * x_partner
+      f[freq(i)] = std::atan2(-m(1, i, partner(i)), m(1, i, i));
+  }
+  if (!(f[1] > 0)) {
+    why = "RoPE frequencies are not positive";
+    return std::nullopt;
+  }
+  double estimate = std::pow(f[1], -static_cast<double>(d) / 2.0);
+  for (double theta : {std::round(estimate), estimate}) {
+    bool ok = theta > 1;
+    for (int64_t p = 0; ok && p < rows; ++p)
+      for (int64_t i = 0; ok && i < d; ++i)
+        for (int64_t j = 0; ok && j < d; ++j) {
+          double ang = p * std::pow(theta, -2.0 * freq(i) / d);
+          bool first = inter ? i % 2 == 0 : i < h;
+          double want = j == i ? std::cos(ang)
+                        : j == partner(i)
+                            ? (first ? -std::sin(ang) : std::sin(ang))
+                            : 0.0;
+          ok = std::abs(m(p, i, j) - want) < 2e-5;
+        }
+    if (ok)
+      return RopeMatch{x4, theta, inter, tableRowsBound(y, d)};
+  }
+  why = "the rotation matches no RoPE theta with positions from 0";
   return std::nullopt;
 }
 
@@ -913,7 +916,7 @@ struct RaiseAttention : OpRewritePattern<OnnxOp> {
     Value kSide = qk.getOperand(1);
     OnnxOp kt = def(kSide, "Transpose");
     if (!kt || attrInts(kt, "perm") != SmallVector<int64_t>{0, 1, 3, 2})
-      return debugFailure(rewriter, op, "structure 4");
+      return debugFailure(rewriter, op, "k is not transposed by [0, 1, 3, 2]");
     Value qv = stripScale(qk.getOperand(0), scale);
     Value kv = stripScale(kt.getOperand(0), scale);
     auto [kBase, kRep] = skipRepeatKV(kv);
@@ -936,7 +939,16 @@ struct RaiseAttention : OpRewritePattern<OnnxOp> {
         qRope->theta != kRope->theta ||
         qRope->interleaved != kRope->interleaved ||
         outType.getShape().back() != qWidth)
-      return debugFailure(rewriter, op, "structure 6");
+      return debugFailure(
+          rewriter, op,
+          "head dims or RoPE of q and k differ (theta " +
+              std::to_string(qRope->theta) + " / " +
+              std::to_string(kRope->theta) + ", widths " +
+              std::to_string(qWidth) + " / " + std::to_string(kvWidth) +
+              " / v " + std::to_string(rankedFloat(vFlat).getShape().back()) +
+              ", out " + std::to_string(outType.getShape().back()) +
+              ", interleaved " + std::to_string(qRope->interleaved) + "/" +
+              std::to_string(kRope->interleaved) + ")");
     int64_t heads = qWidth / headDim, kvHeads = kvWidth / headDim;
     if (heads % kvHeads || kRep != vRep || kvHeads * kRep != heads)
       return debugFailure(rewriter, op, "GQA head counts do not match");
@@ -1025,6 +1037,74 @@ struct RaiseRegistersPrepend : OpRewritePattern<OnnxOp> {
     Value regs = registerWeight(rewriter, row->first, row->second);
     rewriter.replaceOpWithNewOp<RegistersOp>(op, out, RegisterMode::prepend,
                                              op.getOperand(1), regs);
+    return success();
+  }
+};
+
+/// Concat(P, h, axis = 1) with P a prefix that evaluates to the same
+/// [k, hidden] rows for every batch entry (zeros from ConstantOfShape, or
+/// learned vectors written any other way) -> registers prepend.
+struct RaiseRegistersPrependByValue : OpRewritePattern<OnnxOp> {
+  // After registers-prepend, which keeps the parameter's name.
+  RaiseRegistersPrependByValue(MLIRContext *ctx)
+      : OpRewritePattern(ctx, /*benefit=*/0) {
+    setDebugName("registers-prepend-by-value");
+  }
+  LogicalResult matchAndRewrite(OnnxOp op,
+                                PatternRewriter &rewriter) const override {
+    if (op.getOpType() != "Concat" || attrInt(op, "axis", 0) != 1 ||
+        op.getNumOperands() != 2)
+      return failure();
+    RankedTensorType p = rankedFloat(op.getOperand(0));
+    RankedTensorType h = rankedFloat(op.getOperand(1));
+    RankedTensorType out = rankedFloat(op.getResult(0));
+    if (!p || !h || !out || h.getRank() != 3 || p.getRank() != 3 ||
+        p.isDynamicDim(1) || h.isDynamicDim(2) || !h.getElementType().isF32())
+      return failure();
+    int64_t k = p.getDimSize(1), hidden = h.getDimSize(2);
+    SubgraphEvaluator eval(op->getParentOfType<func::FuncOp>(), 4);
+    auto t = eval.eval(op.getOperand(0));
+    if (!t || t->shape != std::vector<int64_t>{1, k, hidden})
+      return rewriter.notifyMatchFailure(op, "prefix does not evaluate");
+    std::vector<float> rows(t->v.begin(), t->v.end());
+    bool zero = llvm::all_of(rows, [](float x) { return x == 0.0f; });
+    std::string name = zero ? "registers.zero_prefix" : "registers.prefix";
+    Value regs;
+    {
+      OpBuilder::InsertionGuard guard(rewriter);
+      auto func = op->getParentOfType<func::FuncOp>();
+      rewriter.setInsertionPointToStart(&func.front());
+      regs = makeF32Weight(rewriter, op.getLoc(), name, {k, hidden}, rows)
+                 .getResult();
+    }
+    rewriter.replaceOpWithNewOp<RegistersOp>(op, out, RegisterMode::prepend,
+                                             op.getOperand(1), regs);
+    return success();
+  }
+};
+
+/// registers add(registers prepend(h, 0), R) -> registers prepend(h, R):
+/// a zero prefix with the first layer's vectors added is that prefix.
+struct FoldZeroPrefixAdd : OpRewritePattern<RegistersOp> {
+  FoldZeroPrefixAdd(MLIRContext *ctx) : OpRewritePattern(ctx) {
+    setDebugName("registers-zero-prefix-add");
+  }
+  LogicalResult matchAndRewrite(RegistersOp op,
+                                PatternRewriter &rewriter) const override {
+    if (op.getMode() != RegisterMode::add)
+      return failure();
+    auto pre = op.getInput().getDefiningOp<RegistersOp>();
+    if (!pre || pre.getMode() != RegisterMode::prepend ||
+        !pre.getResult().hasOneUse())
+      return failure();
+    WeightOp z = weightDef(pre.getRegisters());
+    auto values = z ? constFloats(z.getValue()) : std::nullopt;
+    if (!values || llvm::any_of(*values, [](double x) { return x != 0; }) ||
+        pre.getRegisters().getType() != op.getRegisters().getType())
+      return failure();
+    rewriter.replaceOpWithNewOp<RegistersOp>(op, op.getType(),
+                                             RegisterMode::prepend,
+                                             pre.getInput(), op.getRegisters());
     return success();
   }
 };
@@ -1183,6 +1263,33 @@ std::string expectedOp(Operation *op) {
 /// `w4a4.assumed_inputs`.
 void cleanUpInterface(ModuleOp module) {
   for (auto func : module.getOps<func::FuncOp>()) {
+    // Logits computed for the register prefix too: the raised model returns
+    // the token positions' logits (the prefix is stripped before the final
+    // norm, which is row-wise).
+    RegistersOp prepend;
+    bool stripped = false;
+    func.walk([&](RegistersOp r) {
+      if (r.getMode() == RegisterMode::prepend)
+        prepend = r;
+      stripped |= r.getMode() == RegisterMode::strip;
+    });
+    auto ret = cast<func::ReturnOp>(func.front().getTerminator());
+    if (prepend && !stripped && ret.getNumOperands() >= 1) {
+      auto head = ret.getOperand(0).getDefiningOp<LinearOp>();
+      auto norm =
+          head ? head.getInput().getDefiningOp<RMSNormOp>() : RMSNormOp();
+      if (norm && norm->hasOneUse()) {
+        OpBuilder b(norm);
+        Value h = norm.getInput();
+        auto strip =
+            RegistersOp::create(b, norm.getLoc(), h.getType(),
+                                RegisterMode::strip, h, prepend.getRegisters());
+        norm->setOperand(0, strip.getResult());
+        module->setAttr("w4a4.stripped_register_logits",
+                        b.getI64IntegerAttr(
+                            prepend.getRegisters().getType().getDimSize(0)));
+      }
+    }
     SmallVector<Attribute> assumed;
     llvm::BitVector erase(func.getNumArguments());
     for (unsigned i = 0; i < func.getNumArguments(); ++i) {
@@ -1271,7 +1378,8 @@ void mlir::w4a4::populateRaiseOnnxPatterns(RewritePatternSet &patterns,
                  RaiseRMSNorm, RaiseFusedNorm, RaiseRMSNormGain, RaiseSwiGLU>(
         ctx);
   else if (phase == 2)
-    patterns.add<RaiseAttention, RaiseRegistersPrepend, RaiseRegistersAdd>(ctx);
+    patterns.add<RaiseAttention, RaiseRegistersPrepend, RaiseRegistersAdd,
+                 RaiseRegistersPrependByValue, FoldZeroPrefixAdd>(ctx);
   else
     patterns.add<RaiseResidualAdd, RaiseRegistersStrip>(ctx);
 }

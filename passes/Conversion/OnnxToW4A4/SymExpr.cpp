@@ -36,8 +36,23 @@ SymExpr operator*(const SymExpr &a, const SymExpr &b) {
 }
 
 std::optional<SymExpr> SymExpr::divExact(const SymExpr &b) const {
-  if (b.terms.size() != 1)
+  if (b.terms.empty())
     return std::nullopt;
+  if (b.terms.size() > 1) {
+    // A polynomial divisor (batch * (seq + 4)): try each monomial quotient
+    // of a term of this by a term of b, and keep the one that multiplies
+    // back exactly.
+    for (const auto &[ma, ca] : terms)
+      for (const auto &[mb, cb] : b.terms) {
+        SymExpr ta, tb;
+        ta.terms[ma] = ca;
+        tb.terms[mb] = cb;
+        std::optional<SymExpr> q = ta.divExact(tb);
+        if (q && *q * b == *this)
+          return q;
+      }
+    return std::nullopt;
+  }
   const auto &[mb, cb] = *b.terms.begin();
   if (cb == 0)
     return std::nullopt;
