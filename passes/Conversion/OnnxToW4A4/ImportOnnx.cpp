@@ -121,6 +121,8 @@ public:
       results.push_back(it->second);
     }
     func::ReturnOp::create(builder, loc, results);
+    for (auto [i, out] : llvm::enumerate(model.outputs))
+      func.setResultAttr(i, "w4a4.name", builder.getStringAttr(out.first));
     return std::move(module);
   }
 

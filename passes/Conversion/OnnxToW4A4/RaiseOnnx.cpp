@@ -16,6 +16,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/IR/Matchers.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 #include "llvm/ADT/StringExtras.h"
@@ -1291,6 +1292,37 @@ void cleanUpInterface(ModuleOp module) {
       }
     }
     SmallVector<Attribute> assumed;
+    // KV-cache outputs (present.*) are not part of the raised interface
+    // yet: the model runs without a past; what read them becomes dead.
+    llvm::BitVector dropResults(func.getNumResults());
+    for (unsigned i = 0; i < func.getNumResults(); ++i)
+      if (auto name = func.getResultAttrOfType<StringAttr>(i, "w4a4.name"))
+        if (name.getValue().starts_with("present") &&
+            func.getNumResults() > 1) {
+          dropResults.set(i);
+          assumed.push_back(StringAttr::get(
+              module.getContext(), name.getValue() + ": not returned"));
+        }
+    if (dropResults.any()) {
+      SmallVector<Value> keep;
+      for (unsigned i = 0; i < ret.getNumOperands(); ++i)
+        if (!dropResults.test(i))
+          keep.push_back(ret.getOperand(i));
+      OpBuilder b(ret);
+      func::ReturnOp::create(b, ret.getLoc(), keep);
+      ret.erase();
+      (void)func.eraseResults(dropResults);
+      // Erase what only fed them, last op first.
+      SmallVector<Operation *> ops;
+      for (Operation &op : func.front())
+        ops.push_back(&op);
+      for (Operation *op : llvm::reverse(ops))
+        if (isOpTriviallyDead(op))
+          op->erase();
+    }
+    for (unsigned i = 0; i < func.getNumResults(); ++i)
+      func.removeResultAttr(i,
+                            StringAttr::get(module.getContext(), "w4a4.name"));
     llvm::BitVector erase(func.getNumArguments());
     for (unsigned i = 0; i < func.getNumArguments(); ++i) {
       func.removeArgAttr(i, "w4a4.dims");
