@@ -673,8 +673,30 @@ struct RopeMatch {
   Value x4;
   double theta = 0;
   bool interleaved = false;
-  int64_t rows = 0; // table rows, 0 when computed
+  int64_t rows = 0;  // table rows, 0 when computed
+  bool bshd = false; // x4 is [batch, seq, heads, head_dim] (before the
+                     // transpose to heads-first)
 };
+
+/// Reshape(flat [b, t, h * d]) to [b, t, h, d] -> flat.
+Value matchHeadsLast(Value v4) {
+  OnnxOp rs = def(v4, "Reshape");
+  RankedTensorType t4 = rankedFloat(v4);
+  if (!rs || !t4 || t4.getRank() != 4)
+    return {};
+  Value flat = rs.getOperand(0);
+  RankedTensorType t = rankedFloat(flat);
+  return t && t.getRank() == 3 && !ShapedType::isDynamic(t.getShape().back()) &&
+                 !t4.isDynamicDim(2) && !t4.isDynamicDim(3) &&
+                 t4.getDimSize(2) * t4.getDimSize(3) == t.getShape().back()
+             ? flat
+             : Value();
+}
+
+/// The [b, t, h * d] value a RoPE's per-head input was split from.
+Value ropeFlat(const RopeMatch &m) {
+  return m.bshd ? matchHeadsLast(m.x4) : matchSplitHeads(m.x4);
+}
 
 /// The per-head input of a RoPE: the nearest split-heads value
 /// (Transpose(Reshape(flat))) that `y` is computed from.
@@ -687,7 +709,8 @@ Value ropeInput(Value y) {
     if (!seen.insert(v).second || depth > 16)
       continue;
     RankedTensorType t = rankedFloat(v);
-    if (t && t.getRank() == 4 && !t.isDynamicDim(3) && matchSplitHeads(v))
+    if (t && t.getRank() == 4 && !t.isDynamicDim(3) &&
+        (matchSplitHeads(v) || matchHeadsLast(v)))
       return v;
     if (OnnxOp op = v.getDefiningOp<OnnxOp>())
       for (Value operand : op.getOperands())
@@ -714,13 +737,14 @@ std::optional<RopeMatch> matchRope(Value y, func::FuncOp func,
   int64_t d = rankedFloat(x4).getDimSize(3);
   if (d % 2 || d < 4)
     return std::nullopt;
+  bool bshd = !matchSplitHeads(x4);
   constexpr int64_t n = 12;
   std::vector<std::vector<double>> cols; // cols[j][p * d + i] = M_p[i][j]
   std::vector<int64_t> shape;
   for (int64_t j = 0; j < d; ++j) {
     SubgraphEvaluator eval(func, n);
     auto xs = eval.shapeOf(x4);
-    if (!xs || xs->size() != 4 || (*xs)[2] < 3) {
+    if (!xs || xs->size() != 4 || (*xs)[bshd ? 1 : 2] < 3) {
       why = "RoPE input shape: " + eval.why();
       return std::nullopt;
     }
@@ -735,17 +759,31 @@ std::optional<RopeMatch> matchRope(Value y, func::FuncOp func,
       why = "RoPE does not evaluate: " + eval.why();
       return std::nullopt;
     }
-    // Every head and batch entry the same as the first.
-    int64_t rows = (*xs)[2], per = rows * d;
-    for (size_t k = per; k < r->v.size(); ++k)
-      if (r->v[k] != r->v[k % per]) {
+    // Every head and batch entry the same as the first; rows are
+    // positions (axis 2 heads-first, axis 1 heads-last).
+    int64_t rows = (*xs)[bshd ? 1 : 2], heads = (*xs)[bshd ? 2 : 1];
+    std::vector<double> col(rows * d);
+    for (int64_t k = 0; k < r->numel(); ++k) {
+      int64_t i = k % d, a = (k / d) % (*xs)[2],
+              b = (k / d / (*xs)[2]) % (*xs)[1];
+      int64_t p = bshd ? b : a, head = bshd ? a : b;
+      double &slot = col[p * d + i];
+      if (head == 0 && k < rows * heads * d)
+        slot = r->v[k];
+    }
+    for (int64_t k = 0; k < r->numel(); ++k) {
+      int64_t i = k % d, a = (k / d) % (*xs)[2],
+              b = (k / d / (*xs)[2]) % (*xs)[1];
+      int64_t p = bshd ? b : a;
+      if (r->v[k] != col[p * d + i]) {
         why = "RoPE differs between heads";
         return std::nullopt;
       }
+    }
     shape = *xs;
-    cols.emplace_back(r->v.begin(), r->v.begin() + per);
+    cols.push_back(std::move(col));
   }
-  int64_t rows = shape[2], h = d / 2;
+  int64_t rows = shape[bshd ? 1 : 2], h = d / 2;
   auto m = [&](int64_t p, int64_t i, int64_t j) { return cols[j][p * d + i]; };
   // Layout from position 1: which entry pairs with dim 0.
   bool inter = std::abs(m(1, 1, 0)) > 1e-6, half = std::abs(m(1, h, 0)) > 1e-6;
@@ -782,7 +820,7 @@ std::optional<RopeMatch> matchRope(Value y, func::FuncOp func,
           ok = std::abs(m(p, i, j) - want) < 2e-5;
         }
     if (ok)
-      return RopeMatch{x4, theta, inter, tableRowsBound(y, d)};
+      return RopeMatch{x4, theta, inter, tableRowsBound(y, d), bshd};
   }
   why = "the rotation matches no RoPE theta with positions from 0";
   return std::nullopt;
@@ -916,20 +954,31 @@ struct RaiseAttention : OpRewritePattern<OnnxOp> {
       return debugFailure(rewriter, op, why);
     Value kSide = qk.getOperand(1);
     OnnxOp kt = def(kSide, "Transpose");
-    if (!kt || attrInts(kt, "perm") != SmallVector<int64_t>{0, 1, 3, 2})
+    // k^T is [0, 1, 3, 2] of heads-first k, or [0, 2, 3, 1] of heads-last k.
+    bool kHeadsLast =
+        kt && attrInts(kt, "perm") == SmallVector<int64_t>{0, 2, 3, 1};
+    if (!kt || (!kHeadsLast &&
+                attrInts(kt, "perm") != SmallVector<int64_t>{0, 1, 3, 2}))
       return debugFailure(rewriter, op, "k is not transposed by [0, 1, 3, 2]");
     Value qv = stripScale(qk.getOperand(0), scale);
     Value kv = stripScale(kt.getOperand(0), scale);
     auto [kBase, kRep] = skipRepeatKV(kv);
     kBase = stripScale(kBase, scale);
     auto [vBase, vRep] = skipRepeatKV(pv.getOperand(1));
+    // A heads-last RoPE is followed by the transpose to heads-first.
+    if (OnnxOp t = def(qv, "Transpose");
+        t && attrInts(t, "perm") == SmallVector<int64_t>{0, 2, 1, 3} &&
+        matchHeadsLast(ropeInput(t.getOperand(0))))
+      qv = stripScale(t.getOperand(0), scale);
     std::optional<RopeMatch> qRope = matchRope(qv, func, why);
     std::optional<RopeMatch> kRope =
         qRope ? matchRope(kBase, func, why) : std::nullopt;
     if (!qRope || !kRope)
       return debugFailure(rewriter, op, "no RoPE on q and k: " + why);
-    Value qFlat = matchSplitHeads(qRope->x4),
-          kFlat = matchSplitHeads(kRope->x4), vFlat = matchSplitHeads(vBase);
+    if (kHeadsLast != kRope->bshd)
+      return debugFailure(rewriter, op, "k layout and its RoPE differ");
+    Value qFlat = ropeFlat(*qRope), kFlat = ropeFlat(*kRope),
+          vFlat = matchSplitHeads(vBase);
     if (!qFlat || !kFlat || !vFlat)
       return debugFailure(rewriter, op, "structure 5");
     int64_t headDim = rankedFloat(qRope->x4).getDimSize(3);
