@@ -104,7 +104,8 @@ def main():
             raised = os.path.join(tmp, "m.mlir")
             proc = subprocess.run([importer, onnx_path, "-o", raised], capture_output=True, text=True)
             if proc.returncode != 0:
-                report(False, "import %-26s %s" % (name, proc.stderr.strip().splitlines()[-1][:200]))
+                first = next((l for l in proc.stderr.splitlines() if "error:" in l), proc.stderr.strip())
+                report(False, "import %-26s %s" % (name, first[:300]))
                 continue
             with open(raised) as f:
                 text = f.read()

@@ -126,6 +126,8 @@ struct FoldConstant : OpRewritePattern<OnnxOp> {
 };
 
 /// Identity, and Cast to the type the value already has.
+std::optional<SmallVector<std::string>> dimsOf(Value v);
+
 struct DropIdentity : OpRewritePattern<OnnxOp> {
   DropIdentity(MLIRContext *ctx) : OpRewritePattern(ctx) {
     setDebugName("drop-identity");
@@ -133,6 +135,16 @@ struct DropIdentity : OpRewritePattern<OnnxOp> {
   LogicalResult matchAndRewrite(OnnxOp op,
                                 PatternRewriter &rewriter) const override {
     StringRef type = op.getOpType();
+    // Reshape / Expand to the shape x already has (same symbolic dims).
+    if ((type == "Reshape" || type == "Expand") && op.getNumResults() == 1 &&
+        op.getNumOperands() == 2 &&
+        op.getOperand(0).getType() == op.getResult(0).getType()) {
+      auto a = dimsOf(op.getOperand(0)), b = dimsOf(op.getResult(0));
+      if (a && b && *a == *b) {
+        rewriter.replaceOp(op, op.getOperand(0));
+        return success();
+      }
+    }
     if ((type != "Identity" && type != "Cast") || op.getNumOperands() != 1 ||
         op.getNumResults() != 1 ||
         op.getOperand(0).getType() != op.getResult(0).getType())
@@ -294,8 +306,10 @@ struct GemmToMatMul : OpRewritePattern<OnnxOp> {
       }
       return dflt;
     };
-    if (attr("alpha", 1) != 1 || attr("beta", 1) != 1 || attr("transA", 0))
+    double beta = attr("beta", 1);
+    if (attr("alpha", 1) != 1 || (beta != 1 && beta != 0) || attr("transA", 0))
       return failure();
+    bool bias = op.getNumOperands() > 2 && beta == 1;
     Value a = op.getOperand(0), b = op.getOperand(1);
     auto bt = dyn_cast<RankedTensorType>(b.getType());
     auto rt = dyn_cast<RankedTensorType>(op.getResult(0).getType());
@@ -310,13 +324,245 @@ struct GemmToMatMul : OpRewritePattern<OnnxOp> {
               .getResult(0);
     }
     Value y = createOnnx(rewriter, op, "MatMul", rt, ValueRange{a, b},
-                         op.getNumOperands() > 2 ? "/matmul" : "")
+                         bias ? "/matmul" : "")
                   .getResult(0);
-    if (op.getNumOperands() > 2)
+    if (bias)
       y = createOnnx(rewriter, op, "Add", rt, ValueRange{y, op.getOperand(2)},
                      "")
               .getResult(0);
     rewriter.replaceOp(op, y);
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Flattened token streams (Gemm-style exports): Reshape(x, [-1, last]) sinks
+// below row-wise ops, so the stream keeps its [batch, seq, ...] shape.
+//===----------------------------------------------------------------------===//
+
+/// Reshape merging all leading dims of x into one, keeping the last dim
+/// (x [b, s, n] -> [b * s, n]), or flattening integer ids [b, s] -> [b * s].
+OnnxOp flattenDef(Value v) {
+  OnnxOp rs = defOnnx(v, "Reshape");
+  if (!rs || rs.getNumResults() != 1)
+    return {};
+  auto in = dyn_cast<RankedTensorType>(rs.getOperand(0).getType());
+  auto out = dyn_cast<RankedTensorType>(rs.getResult(0).getType());
+  if (!in || !out || in.getRank() < 2)
+    return {};
+  if (isa<IntegerType>(in.getElementType()))
+    return out.getRank() == 1 && in.getRank() == 2 ? rs : OnnxOp();
+  return out.getRank() == 2 && !in.isDynamicDim(in.getRank() - 1) &&
+                 out.getDimSize(1) == in.getDimSize(in.getRank() - 1)
+             ? rs
+             : OnnxOp();
+}
+
+/// Stage 1's symbolic dims of v as strings (static dims as numbers).
+std::optional<SmallVector<std::string>> dimsOf(Value v) {
+  auto t = dyn_cast<RankedTensorType>(v.getType());
+  if (!t)
+    return std::nullopt;
+  ArrayAttr a;
+  if (auto arg = dyn_cast<BlockArgument>(v)) {
+    if (auto f = dyn_cast<func::FuncOp>(arg.getOwner()->getParentOp()))
+      a = f.getArgAttrOfType<ArrayAttr>(arg.getArgNumber(), "w4a4.dims");
+  } else if (Operation *op = v.getDefiningOp();
+             op && op->getNumResults() == 1) {
+    a = op->getAttrOfType<ArrayAttr>("w4a4.dims");
+  }
+  SmallVector<std::string> out;
+  if (a && static_cast<int64_t>(a.size()) == t.getRank()) {
+    for (Attribute s : a)
+      out.push_back(cast<StringAttr>(s).str());
+    return out;
+  }
+  if (!t.hasStaticShape())
+    return std::nullopt;
+  for (int64_t d : t.getShape())
+    out.push_back(std::to_string(d));
+  return out;
+}
+
+void setDims(PatternRewriter &rewriter, Operation *op,
+             ArrayRef<std::string> dims) {
+  SmallVector<Attribute> strs;
+  for (const std::string &d : dims)
+    strs.push_back(rewriter.getStringAttr(d));
+  op->setAttr("w4a4.dims", rewriter.getArrayAttr(strs));
+}
+
+/// y -> Reshape(y, [-1, last]) (the flatten, re-applied below an op).
+Value reflatten(PatternRewriter &rewriter, OnnxOp like, Value y,
+                Type flatType) {
+  auto t = cast<RankedTensorType>(flatType);
+  SmallVector<int64_t> shape{-1};
+  if (t.getRank() == 2)
+    shape.push_back(t.getDimSize(1));
+  auto cst = arith::ConstantOp::create(
+      rewriter, like.getLoc(),
+      DenseElementsAttr::get(
+          RankedTensorType::get({(int64_t)shape.size()}, rewriter.getI64Type()),
+          ArrayRef<int64_t>(shape)));
+  return createOnnx(rewriter, like, "Reshape", flatType, ValueRange{y, cst},
+                    "/flatten")
+      .getResult(0);
+}
+
+/// The type of x with its last dim set to `last` (and the element type of
+/// `elem`).
+RankedTensorType withLast(Value x, int64_t last, Type elem) {
+  auto t = cast<RankedTensorType>(x.getType());
+  SmallVector<int64_t> shape(t.getShape());
+  shape.back() = last;
+  return RankedTensorType::get(shape, elem);
+}
+
+struct SinkFlatten : OpRewritePattern<OnnxOp> {
+  SinkFlatten(MLIRContext *ctx) : OpRewritePattern(ctx) {
+    setDebugName("sink-flatten");
+  }
+  LogicalResult matchAndRewrite(OnnxOp op,
+                                PatternRewriter &rewriter) const override {
+    if (op.getNumResults() != 1 || op.getAbsentInputsAttr())
+      return failure();
+    StringRef type = op.getOpType();
+    auto rt = dyn_cast<RankedTensorType>(op.getResult(0).getType());
+    if (!rt)
+      return failure();
+    // Reshape(flatten(x), s) -> Reshape(x, s).
+    if (type == "Reshape") {
+      OnnxOp f = flattenDef(op.getOperand(0));
+      if (!f)
+        return failure();
+      rewriter.modifyOpInPlace(op, [&] { op->setOperand(0, f.getOperand(0)); });
+      return success();
+    }
+    // Gather(table, flatten(ids)) -> flatten(Gather(table, ids)).
+    if (type == "Gather" && op.getNumOperands() == 2) {
+      OnnxOp f = flattenDef(op.getOperand(1));
+      auto table = dyn_cast<RankedTensorType>(op.getOperand(0).getType());
+      if (!f || !table || table.getRank() != 2 || rt.getRank() != 2)
+        return failure();
+      Value ids = f.getOperand(0);
+      auto idt = cast<RankedTensorType>(ids.getType());
+      auto gt = RankedTensorType::get(
+          {idt.getDimSize(0), idt.getDimSize(1), table.getDimSize(1)},
+          table.getElementType());
+      OnnxOp g = createOnnx(rewriter, op, "Gather", gt,
+                            ValueRange{op.getOperand(0), ids}, "",
+                            op.getOnnxAttrsAttr());
+      if (auto d = dimsOf(ids)) {
+        d->push_back(std::to_string(table.getDimSize(1)));
+        setDims(rewriter, g, *d);
+      }
+      rewriter.replaceOp(op, reflatten(rewriter, op, g.getResult(0), rt));
+      return success();
+    }
+    static const char *unary[] = {"Sigmoid",    "Neg",     "Sqrt", "Rsqrt",
+                                  "Cast",       "Exp",     "Tanh", "Erf",
+                                  "Reciprocal", "Identity"};
+    static const char *binary[] = {"Add", "Mul", "Sub", "Div", "Pow"};
+    bool isUnary = llvm::is_contained(unary, type) && op.getNumOperands() == 1;
+    bool isBinary =
+        llvm::is_contained(binary, type) && op.getNumOperands() == 2;
+    bool isMatMul = type == "MatMul" && op.getNumOperands() == 2;
+    bool isReduce = type == "ReduceMean" && op.getNumOperands() >= 1;
+    if (!isUnary && !isBinary && !isMatMul && !isReduce)
+      return failure();
+    OnnxOp f = flattenDef(op.getOperand(0));
+    Value other = isBinary || isMatMul ? op.getOperand(1) : Value();
+    if (!f && isBinary && flattenDef(op.getOperand(1)) && type != "Sub" &&
+        type != "Div" && type != "Pow") {
+      // Commutative: the flattened operand second.
+      f = flattenDef(op.getOperand(1));
+      other = op.getOperand(0);
+    }
+    if (!f || rt.getRank() != 2)
+      return failure();
+    Value x = f.getOperand(0);
+    SmallVector<Value> operands{x};
+    if (isBinary) {
+      auto ot = dyn_cast<RankedTensorType>(other.getType());
+      if (!ot)
+        return failure();
+      if (OnnxOp g = flattenDef(other)) {
+        // Both flattened from the same leading dims (the last may
+        // broadcast: x * rsqrt(mean) with a [.., 1] mean).
+        Value y = g.getOperand(0);
+        auto xd = dimsOf(x), yd = dimsOf(y);
+        if (!xd || !yd || xd->size() != yd->size() ||
+            !std::equal(xd->begin(), xd->end() - 1, yd->begin()))
+          return failure();
+        operands.push_back(y);
+      } else if (ot.getRank() <= 1 ||
+                 (ot.getRank() == 2 && ot.getDimSize(0) == 1)) {
+        operands.push_back(other); // broadcasts over the last dim only
+      } else {
+        return failure();
+      }
+      if (op.getOperand(0) != f.getResult(0))
+        std::swap(operands[0], operands[1]);
+    } else if (isMatMul) {
+      auto wt = dyn_cast<RankedTensorType>(other.getType());
+      if (!wt || wt.getRank() != 2)
+        return failure();
+      operands.push_back(other);
+    } else if (isReduce) {
+      auto axes = op.getOnnxAttrsAttr()
+                      ? op.getOnnxAttrsAttr().getAs<DenseI64ArrayAttr>("axes")
+                      : DenseI64ArrayAttr();
+      if (!axes || axes.size() != 1 || !(axes[0] == -1 || axes[0] == 1) ||
+          op.getNumOperands() != 1)
+        return failure();
+    }
+    RankedTensorType nt = withLast(x, rt.getDimSize(1), rt.getElementType());
+    DictionaryAttr attrs = op.getOnnxAttrsAttr();
+    if (isReduce)
+      attrs = rewriter.getDictionaryAttr(
+          {rewriter.getNamedAttr("axes", rewriter.getDenseI64ArrayAttr({-1})),
+           rewriter.getNamedAttr("keepdims", rewriter.getI64IntegerAttr(1))});
+    OnnxOp n = createOnnx(rewriter, op, type, nt, operands, "", attrs);
+    if (auto d = dimsOf(x)) {
+      d->back() = std::to_string(rt.getDimSize(1));
+      setDims(rewriter, n, *d);
+    }
+    rewriter.replaceOp(op, reflatten(rewriter, op, n.getResult(0), rt));
+    return success();
+  }
+};
+
+/// Reshape(x [b, s, h, d], [-1, h * d]) -> flatten(Reshape(x, [0, 0, h * d])):
+/// heads merged back per token, then flattened (so the attention block ends
+/// at a [b, s, h * d] Reshape).
+struct SplitHeadMergeFlatten : OpRewritePattern<OnnxOp> {
+  SplitHeadMergeFlatten(MLIRContext *ctx) : OpRewritePattern(ctx) {
+    setDebugName("merge-heads-flatten");
+  }
+  LogicalResult matchAndRewrite(OnnxOp op,
+                                PatternRewriter &rewriter) const override {
+    if (op.getOpType() != "Reshape" || op.getNumResults() != 1)
+      return failure();
+    auto in = dyn_cast<RankedTensorType>(op.getOperand(0).getType());
+    auto out = dyn_cast<RankedTensorType>(op.getResult(0).getType());
+    if (!in || !out || in.getRank() != 4 || out.getRank() != 2 ||
+        in.isDynamicDim(2) || in.isDynamicDim(3) || out.isDynamicDim(1) ||
+        out.getDimSize(1) != in.getDimSize(2) * in.getDimSize(3) ||
+        !isa<FloatType>(in.getElementType()))
+      return failure();
+    int64_t width = out.getDimSize(1);
+    auto cst = arith::ConstantOp::create(
+        rewriter, op.getLoc(),
+        DenseElementsAttr::get(
+            RankedTensorType::get({3}, rewriter.getI64Type()),
+            ArrayRef<int64_t>{0, 0, width}));
+    auto mt = RankedTensorType::get({in.getDimSize(0), in.getDimSize(1), width},
+                                    in.getElementType());
+    OnnxOp merged = createOnnx(rewriter, op, "Reshape", mt,
+                               ValueRange{op.getOperand(0), cst}, "/heads");
+    if (auto d = dimsOf(op.getOperand(0)))
+      setDims(rewriter, merged, {(*d)[0], (*d)[1], std::to_string(width)});
+    rewriter.replaceOp(op, reflatten(rewriter, op, merged.getResult(0), out));
     return success();
   }
 };
@@ -338,5 +584,6 @@ struct W4A4NormalizeOnnxPass
 
 void mlir::w4a4::populateNormalizeOnnxPatterns(RewritePatternSet &patterns) {
   patterns.add<FoldConstant, DropIdentity, CanonicalRsqrt, CanonicalArith,
-               SplitToSlices, GemmToMatMul>(patterns.getContext());
+               SplitToSlices, GemmToMatMul, SinkFlatten, SplitHeadMergeFlatten>(
+      patterns.getContext());
 }

@@ -11,6 +11,7 @@
 #include "passes/Conversion/OnnxToW4A4/OnnxReader.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 
@@ -296,7 +297,11 @@ bool inferCast(Ctx &c) {
   if (elemSize(static_cast<int32_t>(to)) == 0)
     return c.fail("cast to unsupported ONNX type " + std::to_string(to));
   c.setResult(0, static_cast<int32_t>(to), x->dims);
-  if (x->data && isIntType(static_cast<int32_t>(to)) && isIntType(x->elemType))
+  // Integer values stay exact through casts between integer types and to
+  // float (a sequence length cast for a float Range, say).
+  bool toFloat = static_cast<ElemType>(to) == ElemType::Float ||
+                 static_cast<ElemType>(to) == ElemType::Double;
+  if (x->data && (isIntType(static_cast<int32_t>(to)) || toFloat))
     c.result(0).data = x->data;
   return true;
 }
@@ -880,6 +885,22 @@ bool inferConstant(Ctx &c) {
     c.setResult(0, v->tensorType, dims);
     int64_t size = elemSize(v->tensorType);
     auto count = numel(dims);
+    if (static_cast<ElemType>(v->tensorType) == ElemType::Float && count &&
+        *count <= kMaxDataElements &&
+        v->tensorBytes.size() == static_cast<size_t>(*count * 4)) {
+      // Integral float constants (Range bounds and steps) carry values.
+      std::vector<SymExpr> data;
+      for (int64_t i = 0; i < *count; ++i) {
+        float f;
+        std::memcpy(&f, v->tensorBytes.data() + i * 4, 4);
+        if (!(f == static_cast<float>(static_cast<int64_t>(f))) ||
+            std::abs(f) > 1e9f)
+          return true;
+        data.push_back(SymExpr(static_cast<int64_t>(f)));
+      }
+      c.result(0).data = data;
+      return true;
+    }
     if (isIntType(v->tensorType) && count && *count <= kMaxDataElements &&
         v->tensorBytes.size() == static_cast<size_t>(*count * size)) {
       std::vector<SymExpr> data;

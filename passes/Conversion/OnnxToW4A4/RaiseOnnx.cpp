@@ -655,8 +655,11 @@ int64_t tableRowsBound(Value v, int64_t d, int depth = 0) {
     return 0;
   if (isa<WeightOp, arith::ConstantOp>(op)) {
     auto t = dyn_cast<RankedTensorType>(v.getType());
+    // A table has a row per position: more than the positions the RoPE
+    // was evaluated at (an inverse-frequency [1, d/2] row is not one).
     if (t && t.getRank() >= 2 &&
-        (t.getShape().back() == d || t.getShape().back() == d / 2))
+        (t.getShape().back() == d || t.getShape().back() == d / 2) &&
+        t.getDimSize(t.getRank() - 2) > 12)
       return t.getDimSize(t.getRank() - 2);
     return 0;
   }
