@@ -633,20 +633,6 @@ bool dependsOn(Value v, Value target, int depth = 0) {
   return false;
 }
 
-/// Rows of a table evaluated as a tensor broadcast to [..., n, d]: the
-/// [n, d] matrix, if every leading entry is the same.
-std::optional<std::vector<double>> tableRows(const ETensor &t, int64_t n,
-                                             int64_t d) {
-  if (t.shape.size() < 2 || t.shape.back() != d ||
-      t.shape[t.shape.size() - 2] != n)
-    return std::nullopt;
-  std::vector<double> rows(t.v.begin(), t.v.begin() + n * d);
-  for (size_t i = n * d; i < t.v.size(); ++i)
-    if (t.v[i] != rows[i % (n * d)])
-      return std::nullopt;
-  return rows;
-}
-
 /// A weight or constant of rank >= 2 in the subgraph of `v` whose last dim
 /// is d or d/2: a RoPE table; its rows bound the positions.
 int64_t tableRowsBound(Value v, int64_t d, int depth = 0) {
@@ -1035,6 +1021,284 @@ struct RaiseAttention : OpRewritePattern<OnnxOp> {
   }
 };
 
+//===----------------------------------------------------------------------===//
+// Fused decoder ops: onnxruntime contrib ops and opset 23
+//===----------------------------------------------------------------------===//
+
+/// ONNX input `pos` of a generic op (absent optional inputs are not
+/// operands), or null.
+Value onnxInput(OnnxOp op, int64_t pos) {
+  SmallVector<int64_t> absent;
+  if (auto a = op.getAbsentInputsAttr())
+    absent.assign(a.asArrayRef().begin(), a.asArrayRef().end());
+  if (llvm::is_contained(absent, pos))
+    return {};
+  int64_t idx =
+      pos - llvm::count_if(absent, [&](int64_t a) { return a < pos; });
+  return idx < static_cast<int64_t>(op.getNumOperands()) ? op.getOperand(idx)
+                                                         : Value();
+}
+
+double attrFloat(OnnxOp op, StringRef name, double dflt) {
+  if (DictionaryAttr d = op.getOnnxAttrsAttr()) {
+    if (auto a = d.getAs<FloatAttr>(name))
+      return a.getValueAsDouble();
+    if (auto a = d.getAs<IntegerAttr>(name))
+      return static_cast<double>(a.getInt());
+  }
+  return dflt;
+}
+
+/// A function input named like `part` (an empty KV past).
+bool isPastInput(Value v) {
+  auto arg = dyn_cast_or_null<BlockArgument>(v);
+  if (!arg)
+    return false;
+  auto f = dyn_cast<func::FuncOp>(arg.getOwner()->getParentOp());
+  auto name =
+      f ? f.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "w4a4.name")
+        : StringAttr();
+  return name && name.getValue().contains("past");
+}
+
+/// theta of cos/sin caches [positions, d/2] (cache[p][i] = cos|sin(p *
+/// theta^(-2i/d))), verified on every row; the rows bound the positions.
+std::optional<double> cacheTheta(Value cosV, Value sinV, int64_t d,
+                                 int64_t &rows, std::string &why) {
+  auto cosW = weightDef(cosV), sinW = weightDef(sinV);
+  DenseElementsAttr cc, sc;
+  std::optional<std::vector<double>> c, s;
+  ShapedType t;
+  if (cosW && sinW) {
+    c = constFloats(cosW.getValue());
+    s = constFloats(sinW.getValue());
+    t = cosW.getType();
+  } else if (matchPattern(cosV, m_Constant(&cc)) &&
+             matchPattern(sinV, m_Constant(&sc))) {
+    c = constFloats(cc);
+    s = constFloats(sc);
+    t = cast<ShapedType>(cc.getType());
+  }
+  if (!c || !s || t.getRank() != 2 || t.getDimSize(1) * 2 != d ||
+      t.getDimSize(0) < 2) {
+    why = "cos/sin caches are not constant [positions, head_dim / 2] tables";
+    return std::nullopt;
+  }
+  rows = t.getDimSize(0);
+  int64_t h = d / 2;
+  double f1 = std::atan2((*s)[h + 1], (*c)[h + 1]);
+  if (!(f1 > 0)) {
+    why = "cos/sin caches have no positive frequency";
+    return std::nullopt;
+  }
+  double estimate = std::pow(f1, -static_cast<double>(d) / 2.0);
+  for (double theta : {std::round(estimate), estimate}) {
+    bool ok = theta > 1;
+    for (int64_t p = 0; ok && p < rows; ++p)
+      for (int64_t i = 0; ok && i < h; ++i) {
+        double ang = p * std::pow(theta, -2.0 * i / d);
+        ok = std::abs(std::cos(ang) - (*c)[p * h + i]) < 2e-5 &&
+             std::abs(std::sin(ang) - (*s)[p * h + i]) < 2e-5;
+      }
+    if (ok)
+      return theta;
+  }
+  why = "cos/sin caches match no RoPE theta";
+  return std::nullopt;
+}
+
+/// Position ids that evaluate to 0..n-1 for every sequence.
+bool arePositions(Value pos, func::FuncOp func, std::string &why) {
+  if (!pos) {
+    why = "no position_ids";
+    return false;
+  }
+  SubgraphEvaluator eval(func, 7);
+  auto t = eval.eval(pos);
+  if (!t || t->shape.empty() || t->shape.back() != 7) {
+    why = "position_ids do not evaluate to 0..n-1" +
+          (t ? std::string() : ": " + eval.why());
+    return false;
+  }
+  for (int64_t i = 0; i < t->numel(); ++i)
+    if (t->v[i] != static_cast<double>(i % 7)) {
+      why = "position_ids are not 0..n-1";
+      return false;
+    }
+  return true;
+}
+
+void boundPositions(Operation *op, PatternRewriter &rewriter, int64_t rows) {
+  if (auto module = op->getParentOfType<ModuleOp>()) {
+    auto old = module->getAttrOfType<IntegerAttr>("w4a4.max_positions");
+    if (rows > 0 && (!old || old.getInt() > rows))
+      module->setAttr("w4a4.max_positions", rewriter.getI64IntegerAttr(rows));
+  }
+}
+
+Value createRope(PatternRewriter &rewriter, Location loc, Value flat,
+                 int64_t headDim, double theta, bool interleaved) {
+  return RoPEOp::create(rewriter, loc, flat.getType(), flat,
+                        rewriter.getI64IntegerAttr(headDim),
+                        rewriter.getF64FloatAttr(theta),
+                        rewriter.getI64IntegerAttr(0),
+                        interleaved ? rewriter.getUnitAttr() : UnitAttr())
+      .getResult();
+}
+
+/// com.microsoft.RotaryEmbedding(x, position_ids, cos_cache, sin_cache) and
+/// opset-23 RotaryEmbedding(x, cos_cache, sin_cache, position_ids) on
+/// [batch, seq, heads * head_dim] -> rope.
+struct RaiseRotaryEmbedding : OpRewritePattern<OnnxOp> {
+  RaiseRotaryEmbedding(MLIRContext *ctx) : OpRewritePattern(ctx) {
+    setDebugName("rotary-embedding");
+  }
+  LogicalResult matchAndRewrite(OnnxOp op,
+                                PatternRewriter &rewriter) const override {
+    bool ms = op.getOpType() == "com.microsoft.RotaryEmbedding";
+    if (!ms && op.getOpType() != "RotaryEmbedding")
+      return failure();
+    Value x = onnxInput(op, 0);
+    Value pos = onnxInput(op, ms ? 1 : 3);
+    Value cosV = onnxInput(op, ms ? 2 : 1), sinV = onnxInput(op, ms ? 3 : 2);
+    RankedTensorType xt = x ? rankedFloat(x) : RankedTensorType();
+    if (!xt || xt.getRank() != 3 || xt.isDynamicDim(2) || !cosV || !sinV ||
+        op.getResult(0).getType() != xt)
+      return debugFailure(rewriter, op, "rotary: not a 3-D input with caches");
+    auto cacheType = dyn_cast<RankedTensorType>(cosV.getType());
+    if (!cacheType || cacheType.getRank() != 2 || cacheType.isDynamicDim(1))
+      return debugFailure(rewriter, op, "rotary: caches are not 2-D");
+    int64_t d = 2 * cacheType.getDimSize(1);
+    int64_t rot = attrInt(op, "rotary_embedding_dim", 0);
+    if ((rot != 0 && rot != d) || attrFloat(op, "scale", 1.0) != 1.0 ||
+        xt.getDimSize(2) % d)
+      return debugFailure(rewriter, op,
+                          "rotary: partial rotary dims or a scale");
+    std::string why;
+    int64_t rows = 0;
+    auto theta = cacheTheta(cosV, sinV, d, rows, why);
+    if (!theta || !arePositions(pos, op->getParentOfType<func::FuncOp>(), why))
+      return debugFailure(rewriter, op, "rotary: " + why);
+    boundPositions(op, rewriter, rows);
+    rewriter.replaceOp(op, createRope(rewriter, op.getLoc(), x, d, *theta,
+                                      attrInt(op, "interleaved", 0) != 0));
+    return success();
+  }
+};
+
+Value createAttention(PatternRewriter &rewriter, Location loc, Value q, Value k,
+                      Value v, int64_t heads, int64_t kvHeads, int64_t headDim,
+                      double scale) {
+  bool standard =
+      scale == 0 ||
+      std::abs(scale * std::sqrt(static_cast<double>(headDim)) - 1.0) < 1e-6;
+  return AttentionOp::create(rewriter, loc, q.getType(), q, k, v, Value(),
+                             Value(), rewriter.getI64IntegerAttr(heads),
+                             rewriter.getI64IntegerAttr(kvHeads),
+                             rewriter.getI64IntegerAttr(headDim),
+                             standard ? FloatAttr()
+                                      : rewriter.getF64FloatAttr(scale))
+      .getResult();
+}
+
+/// The fused attention ops on [batch, seq, width] q, k, v with an empty or
+/// absent past, causal, no padding, their KV outputs unused:
+/// com.microsoft.GroupQueryAttention (seqlens_k / total_sequence_length
+/// must evaluate to n-1 / n; do_rotary: RoPE from its caches),
+/// com.microsoft.MultiHeadAttention (unidirectional), and opset-23
+/// Attention (is_causal, q_num_heads / kv_num_heads) -> (rope +) attention.
+struct RaiseFusedAttention : OpRewritePattern<OnnxOp> {
+  RaiseFusedAttention(MLIRContext *ctx) : OpRewritePattern(ctx) {
+    setDebugName("fused-attention");
+  }
+  LogicalResult matchAndRewrite(OnnxOp op,
+                                PatternRewriter &rewriter) const override {
+    StringRef type = op.getOpType();
+    bool gqa = type == "com.microsoft.GroupQueryAttention";
+    bool mha = type == "com.microsoft.MultiHeadAttention";
+    bool std23 = type == "Attention";
+    if (!gqa && !mha && !std23)
+      return failure();
+    auto func = op->getParentOfType<func::FuncOp>();
+    Value q = onnxInput(op, 0), k = onnxInput(op, 1), v = onnxInput(op, 2);
+    RankedTensorType qt = q ? rankedFloat(q) : RankedTensorType();
+    if (!qt || !k || !v || qt.getRank() != 3 || qt.isDynamicDim(2))
+      return debugFailure(rewriter, op,
+                          type + ": needs separate 3-D q, k and v");
+    for (unsigned i = 1; i < op.getNumResults(); ++i)
+      if (!op.getResult(i).use_empty())
+        return debugFailure(rewriter, op, type + ": KV outputs are used");
+    int64_t heads, kvHeads;
+    double scale = attrFloat(op, "scale", 0.0);
+    int64_t pastAt;
+    std::string why;
+    if (gqa) {
+      heads = attrInt(op, "num_heads", 0);
+      kvHeads = attrInt(op, "kv_num_heads", 0);
+      pastAt = 3;
+      if (attrInt(op, "local_window_size", -1) != -1 ||
+          attrFloat(op, "softcap", 0.0) != 0.0)
+        return debugFailure(rewriter, op, "GQA: local window or softcap");
+      // seqlens_k = n - 1 and total_sequence_length = n: no padding.
+      SubgraphEvaluator eval(func, 7);
+      auto sl = eval.eval(onnxInput(op, 5));
+      auto total = eval.eval(onnxInput(op, 6));
+      if (!sl || !total || total->v.size() != 1 || total->v[0] != 7 ||
+          llvm::any_of(sl->v, [](double x) { return x != 6; }))
+        return debugFailure(rewriter, op,
+                            "GQA: seqlens_k / total_sequence_length are not "
+                            "those of unpadded sequences: " +
+                                eval.why());
+    } else if (mha) {
+      heads = kvHeads = attrInt(op, "num_heads", 0);
+      pastAt = 6;
+      if (attrInt(op, "unidirectional", 0) != 1)
+        return debugFailure(rewriter, op, "MHA: not unidirectional (causal)");
+      for (int64_t i = 3; i <= 5; ++i)
+        if (onnxInput(op, i))
+          return debugFailure(rewriter, op, "MHA: bias or masks");
+    } else {
+      heads = attrInt(op, "q_num_heads", 0);
+      kvHeads = attrInt(op, "kv_num_heads", 0);
+      pastAt = 4;
+      if (attrInt(op, "is_causal", 0) != 1 || onnxInput(op, 3) ||
+          attrFloat(op, "softcap", 0.0) != 0.0)
+        return debugFailure(rewriter, op,
+                            "Attention: not causal, a mask or a softcap");
+    }
+    for (int64_t i = pastAt; i < pastAt + 2; ++i)
+      if (Value past = onnxInput(op, i); past && !isPastInput(past))
+        return debugFailure(rewriter, op,
+                            type + ": a past that is not an "
+                                   "input (assumed empty)");
+    if (heads <= 0 || kvHeads <= 0 || heads % kvHeads ||
+        qt.getDimSize(2) % heads)
+      return debugFailure(rewriter, op, type + ": head counts");
+    int64_t headDim = qt.getDimSize(2) / heads;
+    RankedTensorType kt = rankedFloat(k), vt = rankedFloat(v);
+    if (!kt || !vt || kt.getRank() != 3 || vt != kt ||
+        kt.getDimSize(2) != kvHeads * headDim)
+      return debugFailure(rewriter, op, type + ": k/v widths");
+    Location loc = op.getLoc();
+    if (gqa && attrInt(op, "do_rotary", 0)) {
+      int64_t rows = 0;
+      auto theta =
+          cacheTheta(onnxInput(op, 7), onnxInput(op, 8), headDim, rows, why);
+      if (!theta)
+        return debugFailure(rewriter, op, "GQA rotary: " + why);
+      boundPositions(op, rewriter, rows);
+      bool inter = attrInt(op, "rotary_interleaved", 0) != 0;
+      q = createRope(rewriter, loc, q, headDim, *theta, inter);
+      k = createRope(rewriter, loc, k, headDim, *theta, inter);
+    }
+    Value out =
+        createAttention(rewriter, loc, q, k, v, heads, kvHeads, headDim, scale);
+    rewriter.replaceAllUsesWith(op.getResult(0), out);
+    rewriter.eraseOp(op); // its KV outputs are unused (checked above)
+    return success();
+  }
+};
+
 /// Gather(registers [layers, k, hidden], l) on axis 0 -> (weight, l).
 std::optional<std::pair<WeightOp, int64_t>> matchRegisterRow(Value v) {
   OnnxOp g = def(v, "Gather");
@@ -1309,6 +1573,48 @@ std::string expectedOp(Operation *op) {
   return "";
 }
 
+/// Before raising: KV-cache outputs (present.*) are not part of the raised
+/// interface yet (the model runs without a past); they leave the function
+/// and what only fed them is erased, so the attention blocks that produced
+/// them can be raised.
+void dropPresentOutputs(ModuleOp module) {
+  for (auto func : module.getOps<func::FuncOp>()) {
+    SmallVector<Attribute> assumed;
+    // KV-cache outputs (present.*) are not part of the raised interface
+    // yet: the model runs without a past; what read them becomes dead.
+    llvm::BitVector dropResults(func.getNumResults());
+    for (unsigned i = 0; i < func.getNumResults(); ++i)
+      if (auto name = func.getResultAttrOfType<StringAttr>(i, "w4a4.name"))
+        if (name.getValue().starts_with("present") &&
+            func.getNumResults() > 1) {
+          dropResults.set(i);
+          assumed.push_back(StringAttr::get(
+              module.getContext(), name.getValue() + ": not returned"));
+        }
+    if (dropResults.any()) {
+      auto ret = cast<func::ReturnOp>(func.front().getTerminator());
+      SmallVector<Value> keep;
+      for (unsigned i = 0; i < ret.getNumOperands(); ++i)
+        if (!dropResults.test(i))
+          keep.push_back(ret.getOperand(i));
+      OpBuilder b(ret);
+      func::ReturnOp::create(b, ret.getLoc(), keep);
+      ret.erase();
+      (void)func.eraseResults(dropResults);
+      // Erase what only fed them, last op first.
+      SmallVector<Operation *> ops;
+      for (Operation &op : func.front())
+        ops.push_back(&op);
+      for (Operation *op : llvm::reverse(ops))
+        if (isOpTriviallyDead(op))
+          op->erase();
+    }
+    if (!assumed.empty())
+      module->setAttr("w4a4.assumed_inputs",
+                      ArrayAttr::get(module.getContext(), assumed));
+  }
+}
+
 /// After raising: stage 1's symbolic dims leave the function arguments, and
 /// the inputs real exports have besides input_ids (attention_mask,
 /// position_ids, an empty KV past) are dropped when nothing reads them any
@@ -1344,34 +1650,8 @@ void cleanUpInterface(ModuleOp module) {
       }
     }
     SmallVector<Attribute> assumed;
-    // KV-cache outputs (present.*) are not part of the raised interface
-    // yet: the model runs without a past; what read them becomes dead.
-    llvm::BitVector dropResults(func.getNumResults());
-    for (unsigned i = 0; i < func.getNumResults(); ++i)
-      if (auto name = func.getResultAttrOfType<StringAttr>(i, "w4a4.name"))
-        if (name.getValue().starts_with("present") &&
-            func.getNumResults() > 1) {
-          dropResults.set(i);
-          assumed.push_back(StringAttr::get(
-              module.getContext(), name.getValue() + ": not returned"));
-        }
-    if (dropResults.any()) {
-      SmallVector<Value> keep;
-      for (unsigned i = 0; i < ret.getNumOperands(); ++i)
-        if (!dropResults.test(i))
-          keep.push_back(ret.getOperand(i));
-      OpBuilder b(ret);
-      func::ReturnOp::create(b, ret.getLoc(), keep);
-      ret.erase();
-      (void)func.eraseResults(dropResults);
-      // Erase what only fed them, last op first.
-      SmallVector<Operation *> ops;
-      for (Operation &op : func.front())
-        ops.push_back(&op);
-      for (Operation *op : llvm::reverse(ops))
-        if (isOpTriviallyDead(op))
-          op->erase();
-    }
+    if (auto old = module->getAttrOfType<ArrayAttr>("w4a4.assumed_inputs"))
+      assumed.assign(old.begin(), old.end());
     for (unsigned i = 0; i < func.getNumResults(); ++i)
       func.removeResultAttr(i,
                             StringAttr::get(module.getContext(), "w4a4.name"));
@@ -1408,6 +1688,7 @@ struct W4A4RaiseOnnxPass
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    dropPresentOutputs(module);
     for (int phase = 1; phase <= 3; ++phase) {
       RewritePatternSet patterns(&getContext());
       populateRaiseOnnxPatterns(patterns, phase);
@@ -1462,7 +1743,8 @@ void mlir::w4a4::populateRaiseOnnxPatterns(RewritePatternSet &patterns,
                  RaiseRMSNorm, RaiseFusedNorm, RaiseRMSNormGain, RaiseSwiGLU>(
         ctx);
   else if (phase == 2)
-    patterns.add<RaiseAttention, RaiseRegistersPrepend, RaiseRegistersAdd,
+    patterns.add<RaiseAttention, RaiseRotaryEmbedding, RaiseFusedAttention,
+                 RaiseRegistersPrepend, RaiseRegistersAdd,
                  RaiseRegistersPrependByValue, FoldZeroPrefixAdd>(ctx);
   else
     patterns.add<RaiseResidualAdd, RaiseRegistersStrip>(ctx);
