@@ -41,7 +41,10 @@ def main():
            "`w4a4ref.loader.load_decoder` rebuilds from the file's initializers through the manifest's",
            "`onnx.param_map`; for models with a KV cache also a run of 7 tokens followed by the other 33 with the",
            "presents fed back as past, against the full run. Tolerance 1e-4 (max |ort - torch| / max |torch|).",
-           "This page: `/usr/bin/python3 models/exporters/make_exports_doc.py`.", "",
+           "This page: `/usr/bin/python3 models/exporters/make_exports_doc.py`.",
+           "Fuzz seeds: `/usr/bin/python3 models/exporters/make_fuzz_seeds.py` writes `test/fuzz/seeds/<name>.onnx`, "
+           "one per export by the same build functions with a tiny config (vocab 32, hidden 16) and seeded random "
+           "inline weights, each under 60,000 bytes and run once through onnxruntime-node.", "",
            "Manifest fields beyond the zoo's: `inputs` (name, kind: input_ids / attention_mask / position_ids /",
            "past_key / past_value, dtype, layer, layout), `outputs` (logits name, `logits_include_registers`,",
            "presents), `onnx.param_map` (our parameter -> initializer, `transpose`, optional `rows` / `cols` range",
