@@ -33,6 +33,12 @@ mlir::w4a4::collectSites(ModuleOp module) {
 FailureOr<llvm::DenseMap<Value, SiteStats>> mlir::w4a4::calibrateSites(
     ModuleOp module, StringRef pass, const CalibrationWindows &cw,
     const llvm::MapVector<Value, SmallVector<LinearOp>> &sites, bool hessian) {
+  // The model's BOS unless the pass was given one.
+  int64_t bos = cw.bos;
+  if (bos < 0) {
+    auto attr = module->getAttrOfType<IntegerAttr>("w4a4.bos_id");
+    bos = attr ? attr.getInt() : 1;
+  }
   bool blocked = false;
   module.walk([&](Operation *op) {
     if (isa<RegistersOp>(op)) {
@@ -92,7 +98,7 @@ FailureOr<llvm::DenseMap<Value, SiteStats>> mlir::w4a4::calibrateSites(
   std::vector<double> rowsF64;
   for (int64_t w = 0;
        w < cw.windows && (w + 1) * n <= static_cast<int64_t>(ids.size()); ++w) {
-    std::vector<int64_t> window = {cw.bos};
+    std::vector<int64_t> window = {bos};
     window.insert(window.end(), ids.begin() + w * n, ids.begin() + (w + 1) * n);
     auto r = (*executor)->run(
         window, 1, window.size(), [&](Value v, const HostTensor &t) {

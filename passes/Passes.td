@@ -131,7 +131,8 @@ def W4A4Calibrate : Pass<"w4a4-calibrate", "::mlir::ModuleOp"> {
     Option<"calib", "calib", "std::string", /*default=*/"\"\"", "File of calibration token ids">,
     Option<"windows", "windows", "int64_t", /*default=*/"32", "Calibration windows">,
     Option<"ctx", "ctx", "int64_t", /*default=*/"256", "Window length including BOS">,
-    Option<"bos", "bos", "int64_t", /*default=*/"1", "BOS id">,
+    Option<"bos", "bos", "int64_t", /*default=*/"-1",
+           "BOS id (default: the model's w4a4.bos_id, else 1)">,
     Option<"out", "out", "std::string", /*default=*/"\"\"", "Statistics file to write">,
     Option<"hessian", "hessian", "bool", /*default=*/"true", "Also record X^T X per site">,
   ];
@@ -158,7 +159,8 @@ def W4A4SmoothQuant : Pass<"w4a4-smoothquant", "::mlir::ModuleOp"> {
     Option<"calib", "calib", "std::string", /*default=*/"\"\"", "File of calibration token ids">,
     Option<"windows", "windows", "int64_t", /*default=*/"32", "Calibration windows">,
     Option<"ctx", "ctx", "int64_t", /*default=*/"256", "Window length including BOS">,
-    Option<"bos", "bos", "int64_t", /*default=*/"1", "BOS id">,
+    Option<"bos", "bos", "int64_t", /*default=*/"-1",
+           "BOS id (default: the model's w4a4.bos_id, else 1)">,
   ];
 }
 

@@ -85,6 +85,11 @@ struct QuantizePipelineOptions
       *this, "calib-ctx",
       llvm::cl::desc("Calibration window length including BOS"),
       llvm::cl::init(256)};
+  Option<int64_t> bos{
+      *this, "bos",
+      llvm::cl::desc("BOS id of the calibration windows (default: the "
+                     "model's w4a4.bos_id, else 1)"),
+      llvm::cl::init(-1)};
 };
 
 void buildQuantizePipeline(OpPassManager &pm,
@@ -103,6 +108,7 @@ void buildQuantizePipeline(OpPassManager &pm,
     sq.calib = o.calib;
     sq.windows = o.calibWindows;
     sq.ctx = o.calibCtx;
+    sq.bos = o.bos;
     pm.addPass(createW4A4SmoothQuant(sq));
     if (rotate)
       pm.addPass(createW4A4FoldNorms());
@@ -119,6 +125,7 @@ void buildQuantizePipeline(OpPassManager &pm,
     cal.calib = o.calib;
     cal.windows = o.calibWindows;
     cal.ctx = o.calibCtx;
+    cal.bos = o.bos;
     cal.out =
         o.calibStats.empty() ? o.calib + ".w4a4cal" : std::string(o.calibStats);
     pm.addPass(createW4A4Calibrate(cal));

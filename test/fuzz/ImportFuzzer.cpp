@@ -31,6 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   }
   mlir::PassManager pm(&context);
+  pm.addPass(mlir::w4a4::createW4A4NormalizeOnnx());
   pm.addPass(mlir::w4a4::createW4A4RaiseOnnx());
   (void)pm.run(module->get());
   return 0;

@@ -76,7 +76,8 @@ static cl::opt<std::string>
     tokensFile("tokens",
                cl::desc("Evaluate perplexity on whitespace-separated ids"));
 static cl::opt<int64_t>
-    bosId("bos", cl::desc("BOS id (default: the tokenizer's, else 1)"),
+    bosId("bos", cl::desc("BOS id (default: the model's w4a4.bos_id, else "
+                          "the tokenizer's, else 1)"),
           cl::init(-1));
 static cl::opt<int64_t> ctx("ctx", cl::desc("Window length in tokens"),
                             cl::init(256));
@@ -235,6 +236,10 @@ int main(int argc, char **argv) {
   // Perplexity.
   std::vector<int64_t> tokens;
   int64_t bos = bosId;
+  if (bos < 0)
+    if (auto attr =
+            module->get()->getAttrOfType<mlir::IntegerAttr>("w4a4.bos_id"))
+      bos = attr.getInt();
   if (!textFile.empty()) {
     if (tokenizerPath.empty())
       return fail("--text needs --tokenizer");

@@ -67,3 +67,38 @@ np.arange(8, dtype=np.float32).tofile("external_ok.bin")
 external("../external_ok.bin", "external_dotdot.onnx")
 external("/etc/hostname", "external_absolute.onnx")
 external("missing.bin", "external_missing.onnx")
+
+# An opset-23 op in an opset-17 model, and an opset newer than stage 1 knows.
+S = helper.make_tensor_value_info("s", TensorProto.FLOAT, [4])
+g4 = numpy_helper.from_array(np.ones(4, dtype=np.float32), "g")
+save(model([helper.make_node("RMSNormalization", ["x", "g"], ["y4"], name="rms")], [X],
+           [helper.make_tensor_value_info("y4", TensorProto.FLOAT, ["batch", 4])], [g4]), "rms_before_23.onnx")
+save(model([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [X], [Y], [w], opset=24), "new_opset.onnx")
+
+# A contrib op without the com.microsoft opset import.
+ms = helper.make_node("SkipSimplifiedLayerNormalization", ["x", "x", "g"], ["y4"], name="skip", domain="com.microsoft")
+save(model([ms], [X], [helper.make_tensor_value_info("y4", TensorProto.FLOAT, ["batch", 4])], [g4]),
+     "ms_without_import.onnx")
+
+# metadata_props with a non-integer bos_id.
+m = model([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [X], [Y], [w])
+helper.set_model_props(m, {"bos_id": "<s>"})
+save(m, "bad_metadata.onnx")
+
+# A valid graph that is not a decoder: softmax attention without a causal
+# mask (bidirectional), over [batch, seq, 4] with 2 heads of 2.
+T = helper.make_tensor_value_info("t", TensorProto.FLOAT, ["batch", "seq", 4])
+O = helper.make_tensor_value_info("o", TensorProto.FLOAT, ["batch", "seq", 4])
+shape4 = numpy_helper.from_array(np.array([0, 0, 2, 2], dtype=np.int64), "shape4")
+shape3 = numpy_helper.from_array(np.array([0, 0, 4], dtype=np.int64), "shape3")
+nodes = [
+    helper.make_node("Reshape", ["t", "shape4"], ["t4"], name="split"),
+    helper.make_node("Transpose", ["t4"], ["q"], name="heads", perm=[0, 2, 1, 3]),
+    helper.make_node("Transpose", ["q"], ["kt"], name="kt", perm=[0, 1, 3, 2]),
+    helper.make_node("MatMul", ["q", "kt"], ["s"], name="qk"),
+    helper.make_node("Softmax", ["s"], ["p"], name="softmax", axis=-1),
+    helper.make_node("MatMul", ["p", "q"], ["pv"], name="pv"),
+    helper.make_node("Transpose", ["pv"], ["pvt"], name="merge", perm=[0, 2, 1, 3]),
+    helper.make_node("Reshape", ["pvt", "shape3"], ["o"], name="out"),
+]
+save(model(nodes, [T], [O], [shape4, shape3]), "bidirectional_attention.onnx")
