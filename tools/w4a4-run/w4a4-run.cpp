@@ -353,6 +353,7 @@ int main(int argc, char **argv) {
     nlohmann::json j = {{"model", modelPath},
                         {"tokens", count},
                         {"mean_nll", mean},
+                        {"bos", bos},
                         {"ppl", std::exp(mean)},
                         {"tokens_per_s", count / wall},
                         {"wall_s", wall},
