@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <atomic>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -233,9 +236,11 @@ void setPreferredGemmPath(GemmPath path) {
 bool hasAmxInt8() {
 #if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
   static const bool has = [] {
-    __builtin_cpu_init();
-    if (!hasAvx512Vnni() || !__builtin_cpu_supports("amx-tile") ||
-        !__builtin_cpu_supports("amx-int8"))
+    // CPUID leaf 7: EDX bit 24 AMX-TILE, bit 25 AMX-INT8 (read directly:
+    // older compilers' __builtin_cpu_supports does not know the names).
+    unsigned a, b, c, d;
+    if (!hasAvx512Vnni() || !__get_cpuid_count(7, 0, &a, &b, &c, &d) ||
+        !(d & (1u << 24)) || !(d & (1u << 25)))
       return false;
     // Linux hands out the tile state only to processes that ask for it
     // (ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA); refused means no AMX.
