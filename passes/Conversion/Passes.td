@@ -46,21 +46,29 @@ def W4A4NormalizeOnnx : Pass<"w4a4-normalize-onnx", "::mlir::ModuleOp"> {
 def W4A4RaiseOnnx : Pass<"w4a4-raise-onnx", "::mlir::ModuleOp"> {
   let summary = "Raise imported ONNX subgraphs (w4a4.onnx ops) to model-level w4a4 ops";
   let description = [{
-    Stage 2 of the importer. A set of named patterns rewrites the decomposed
-    subgraphs that exporters emit into the model-level ops; shape arithmetic
-    that only fed the raised subgraphs becomes dead and is erased. Phases:
+    Stage 2 of the importer, after `w4a4-normalize-onnx`. Named patterns
+    rewrite the decomposed subgraphs exporters emit into the model-level
+    ops. Where spellings differ (masks, RoPE, register prefixes) a pattern
+    evaluates the subgraph on small concrete inputs (batch 1, a short
+    sequence, all-ones attention_mask, position_ids 0..n-1, empty past) and
+    checks what it computes instead of matching one spelling. Phases:
 
-    1. `cast-weight` (fp16/bf16 initializers + Cast -> one f32 weight),
-       `embedding` (Gather), `linear` (MatMul of a transposed weight),
-       `rms-norm` (Pow/ReduceMean/Add/Sqrt/Div), `rms-norm-gain` (Mul by a
-       gain vector), `swiglu` (x * sigmoid(x) * up);
-    2. `attention` (per-head Reshape/Transpose, rotate-half RoPE from cos/sin
-       tables, GQA repeat by Unsqueeze/Expand/Reshape, QK^T / c, causal Where
-       mask, Softmax, PV, back to [batch, seq, heads * head_dim]),
-       `registers-prepend` and `registers-add` (Depth Registers concatenated
-       before the tokens / added to the prefix positions);
-    3. `residual-add` and `registers-strip` (dropping the prefix before the
-       final norm).
+    1. `cast-weight`, `embedding`, `linear` (W [in, out] or Transpose(W)),
+       `sliced-linear` (packed projections), `flattened-linear`,
+       `linear-bias`, `rms-norm` (x * Rsqrt(mean(x*x) + eps)),
+       `fused-rms-norm` (SimplifiedLayerNormalization, RMSNormalization,
+       SkipSimplifiedLayerNormalization), `rms-norm-gain`, `swiglu`;
+    2. `attention` (from the Softmax: scale, an evaluated causal mask, GQA
+       repeats, RoPE recognised by its rotation matrices), `rotary-embedding`
+       and `fused-attention` (com.microsoft RotaryEmbedding /
+       GroupQueryAttention / MultiHeadAttention, opset-23 RotaryEmbedding /
+       Attention), `registers-prepend`, `registers-prepend-by-value`,
+       `registers-add`, `registers-zero-prefix-add`;
+    3. `residual-add` and `registers-strip`.
+
+    Outputs named `present*` leave the function before raising; inputs
+    nothing reads after it (attention_mask, position_ids, past) are dropped
+    and listed in `w4a4.assumed_inputs`.
 
     With `require-fully-raised` (default) the pass fails, naming the first
     node left, if any `w4a4.onnx` op survives: the graph is then not a SwiGLU
