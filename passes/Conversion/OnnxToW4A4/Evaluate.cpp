@@ -63,6 +63,7 @@ int64_t broadcastIndex(const ETensor &t, const std::vector<int64_t> &shape,
 }
 
 int64_t normAxis(int64_t a, int64_t rank) { return a < 0 ? a + rank : a; }
+bool axisOk(int64_t a, int64_t rank) { return a >= 0 && a < rank; }
 
 std::optional<std::vector<int64_t>> ints(const ETensor &t) {
   std::vector<int64_t> out;
@@ -175,6 +176,8 @@ SubgraphEvaluator::SubgraphEvaluator(func::FuncOp func, int64_t seq)
             value = *v;
       t.shape.push_back(value);
     }
+    if (!t.sizeOk())
+      continue; // left unbound: nothing that reads it evaluates
     if (contains(name, "past")) {
       if (t.shape.size() == 4)
         t.shape[2] = 0;
@@ -206,7 +209,7 @@ std::optional<ETensor> SubgraphEvaluator::eval(Value v) {
   auto r = evalOp(v.getDefiningOp(), cast<OpResult>(v).getResultNumber());
   --depth;
   if (r) {
-    if (r->numel() > kMaxElements || r->v.size() != size_t(r->numel()))
+    if (!r->sizeOk() || r->v.size() != size_t(r->numel()))
       return fail("subgraph value too large or malformed");
     memo[v] = *r;
   }
@@ -227,6 +230,20 @@ SubgraphEvaluator::evalDims(ArrayAttr dims) {
 }
 
 std::optional<std::vector<int64_t>> SubgraphEvaluator::shapeOf(Value v) {
+  auto s = shapeOfUnchecked(v);
+  if (!s)
+    return s;
+  ETensor t;
+  t.shape = *s;
+  if (!t.sizeOk()) {
+    (void)fail("a shape is negative or too large");
+    return std::nullopt;
+  }
+  return s;
+}
+
+std::optional<std::vector<int64_t>>
+SubgraphEvaluator::shapeOfUnchecked(Value v) {
   auto type = dyn_cast<RankedTensorType>(v.getType());
   if (!type)
     return std::nullopt;
@@ -328,8 +345,21 @@ std::optional<ETensor> SubgraphEvaluator::evalOp(Operation *op,
     auto t = eval(operand);
     if (!t)
       return std::nullopt;
+    if (!t->sizeOk() || t->v.size() != size_t(t->numel()))
+      return fail("malformed operand");
     in.push_back(std::move(*t));
   }
+  // Operand counts the evaluation below relies on (hand-written IR may
+  // have fewer).
+  static const std::map<std::string, size_t> minOperands = {
+      {"Reshape", 2}, {"Slice", 3},  {"Gather", 2},      {"Expand", 2},
+      {"Range", 3},   {"CumSum", 2}, {"MatMul", 2},      {"Where", 3},
+      {"Add", 2},     {"Sub", 2},    {"Mul", 2},         {"Div", 2},
+      {"Pow", 2},     {"Equal", 2},  {"Less", 2},        {"Greater", 2},
+      {"And", 2},     {"Or", 2},     {"LessOrEqual", 2}, {"GreaterOrEqual", 2}};
+  auto need = minOperands.find(type.str());
+  if (in.size() < (need == minOperands.end() ? 1 : need->second))
+    return fail(type.str() + ": too few operands");
   auto input = [&](int64_t pos) -> std::optional<ETensor> {
     Value v = operandAt(pos);
     if (!v)
@@ -354,7 +384,7 @@ std::optional<ETensor> SubgraphEvaluator::evalOp(Operation *op,
     ETensor out;
     out.shape = *shape;
     int64_t n = out.numel();
-    if (n > kMaxElements)
+    if (!out.sizeOk())
       return fail("too large");
     auto st = strides(out.shape);
     out.v.resize(n);
@@ -478,8 +508,11 @@ std::optional<ETensor> SubgraphEvaluator::evalOp(Operation *op,
           return fail("Unsqueeze: no axes");
         int64_t rank = shape.size() + axes->size();
         std::vector<int64_t> norm;
-        for (int64_t a : *axes)
+        for (int64_t a : *axes) {
+          if (!axisOk(normAxis(a, rank), rank))
+            return fail("Unsqueeze: bad axis");
           norm.push_back(normAxis(a, rank));
+        }
         std::sort(norm.begin(), norm.end());
         for (int64_t a : norm)
           shape.insert(shape.begin() + std::min<int64_t>(a, shape.size()), 1);
@@ -500,7 +533,7 @@ std::optional<ETensor> SubgraphEvaluator::evalOp(Operation *op,
     }
     ETensor r;
     r.shape = shape;
-    if (r.numel() != t.numel()) {
+    if (!r.sizeOk() || r.numel() != t.numel()) {
       std::string from, to;
       for (int64_t d : t.shape)
         from += " " + std::to_string(d);
@@ -522,6 +555,14 @@ std::optional<ETensor> SubgraphEvaluator::evalOp(Operation *op,
     else
       for (int64_t i = rank - 1; i >= 0; --i)
         perm.push_back(i);
+    if (int64_t(perm.size()) != rank)
+      return fail("Transpose: bad perm");
+    std::vector<bool> seen(rank, false);
+    for (int64_t p : perm) {
+      if (!axisOk(p, rank) || seen[p])
+        return fail("Transpose: bad perm");
+      seen[p] = true;
+    }
     ETensor r;
     for (int64_t p : perm)
       r.shape.push_back(t.shape[p]);
@@ -538,6 +579,15 @@ std::optional<ETensor> SubgraphEvaluator::evalOp(Operation *op,
   if (type == "Concat") {
     int64_t rank = in.at(0).shape.size();
     int64_t axis = normAxis(attrInt(onnx, "axis", 0), rank);
+    if (!axisOk(axis, rank))
+      return fail("Concat: bad axis");
+    for (auto &t : in) {
+      if (int64_t(t.shape.size()) != rank)
+        return fail("Concat: ranks differ");
+      for (int64_t d = 0; d < rank; ++d)
+        if (d != axis && t.shape[d] != in[0].shape[d])
+          return fail("Concat: dims differ");
+    }
     ETensor r;
     r.shape = in[0].shape;
     r.shape[axis] = 0;
@@ -568,7 +618,12 @@ std::optional<ETensor> SubgraphEvaluator::evalOp(Operation *op,
     std::vector<int64_t> b(rank, 0), st(rank, 1), len = t.shape;
     for (size_t i = 0; i < starts->size(); ++i) {
       int64_t ax = axes ? normAxis((*axes)[i], rank) : int64_t(i);
+      if (!axisOk(ax, rank) || i >= ends->size() ||
+          (steps && i >= steps->size()) || (axes && i >= axes->size()))
+        return fail("Slice: bad axes or bounds");
       int64_t step = steps ? (*steps)[i] : 1, n = t.shape[ax];
+      if (step == 0)
+        return fail("Slice: step 0");
       int64_t s = (*starts)[i], e = (*ends)[i];
       if (step > 0) {
         s = s < 0 ? std::max<int64_t>(s + n, 0) : std::min(s, n);
@@ -584,6 +639,8 @@ std::optional<ETensor> SubgraphEvaluator::evalOp(Operation *op,
     }
     ETensor r;
     r.shape = len;
+    if (!r.sizeOk())
+      return fail("Slice: too large");
     auto is = strides(t.shape), os = strides(len);
     r.v.resize(r.numel());
     for (int64_t i = 0; i < r.numel(); ++i) {
@@ -601,6 +658,8 @@ std::optional<ETensor> SubgraphEvaluator::evalOp(Operation *op,
       return fail("Gather: bad indices");
     int64_t rank = t.shape.size();
     int64_t axis = normAxis(attrInt(onnx, "axis", 0), rank);
+    if (!axisOk(axis, rank))
+      return fail("Gather: bad axis");
     int64_t outer = 1, inner = 1, n = t.shape[axis];
     for (int64_t d = 0; d < axis; ++d)
       outer *= t.shape[d];
@@ -632,8 +691,8 @@ std::optional<ETensor> SubgraphEvaluator::evalOp(Operation *op,
       return fail("Expand: shapes do not broadcast");
     ETensor r;
     r.shape = *shape;
-    if (r.numel() > kMaxElements)
-      return fail("too large");
+    if (!r.sizeOk())
+      return fail("Expand: shape negative or too large");
     auto st = strides(r.shape);
     r.v.resize(r.numel());
     for (int64_t i = 0; i < r.numel(); ++i)
@@ -641,9 +700,12 @@ std::optional<ETensor> SubgraphEvaluator::evalOp(Operation *op,
     return r;
   }
   if (type == "Range") {
-    double s = in.at(0).v.at(0), l = in.at(1).v.at(0), d = in.at(2).v.at(0);
-    if (d == 0)
-      return fail("Range: delta 0");
+    if (in.at(0).v.empty() || in.at(1).v.empty() || in.at(2).v.empty())
+      return fail("Range: empty operand");
+    double s = in[0].v[0], l = in[1].v[0], d = in[2].v[0];
+    if (d == 0 || !std::isfinite(s) || !std::isfinite(l) || !std::isfinite(d) ||
+        std::abs((l - s) / d) > double(kMaxElements))
+      return fail("Range: bad or too many elements");
     ETensor r;
     int64_t n = std::max<int64_t>(0, int64_t(std::ceil((l - s) / d)));
     if (n > kMaxElements)
@@ -664,16 +726,16 @@ std::optional<ETensor> SubgraphEvaluator::evalOp(Operation *op,
           value = t->v[0];
     ETensor r;
     r.shape = *s;
-    if (r.numel() > kMaxElements)
-      return fail("too large");
+    if (!r.sizeOk())
+      return fail("ConstantOfShape: shape negative or too large");
     r.v.assign(r.numel(), value);
     return r;
   }
   if (type == "Trilu") {
     ETensor r = in.at(0);
     int64_t k = 0;
-    if (auto kt = input(1))
-      k = int64_t(kt->v.at(0));
+    if (auto kt = input(1); kt && !kt->v.empty())
+      k = int64_t(kt->v[0]);
     bool upper = attrInt(onnx, "upper", 1);
     int64_t rank = r.shape.size();
     if (rank < 2)
@@ -690,7 +752,11 @@ std::optional<ETensor> SubgraphEvaluator::evalOp(Operation *op,
   if (type == "CumSum") {
     ETensor r = in.at(0);
     int64_t rank = r.shape.size();
-    int64_t axis = normAxis(int64_t(in.at(1).v.at(0)), rank);
+    if (in.at(1).v.empty())
+      return fail("CumSum: no axis");
+    int64_t axis = normAxis(int64_t(in[1].v[0]), rank);
+    if (!axisOk(axis, rank))
+      return fail("CumSum: bad axis");
     bool exclusive = attrInt(onnx, "exclusive", 0),
          reverse = attrInt(onnx, "reverse", 0);
     auto st = strides(r.shape);
@@ -717,8 +783,11 @@ std::optional<ETensor> SubgraphEvaluator::evalOp(Operation *op,
         in.size() > 1 ? ints(in[1]) : attrInts(onnx, "axes");
     std::vector<bool> red(rank, !axes || axes->empty());
     if (axes)
-      for (int64_t a : *axes)
+      for (int64_t a : *axes) {
+        if (!axisOk(normAxis(a, rank), rank))
+          return fail("Reduce: bad axis");
         red[normAxis(a, rank)] = true;
+      }
     bool keep = attrInt(onnx, "keepdims", 1);
     std::vector<int64_t> kshape;
     ETensor r;
@@ -752,6 +821,8 @@ std::optional<ETensor> SubgraphEvaluator::evalOp(Operation *op,
   }
   if (type == "MatMul") {
     ETensor a = in.at(0), b = in.at(1);
+    if (a.shape.empty() || b.shape.empty())
+      return fail("MatMul: scalar operand");
     if (a.shape.size() == 1)
       a.shape.insert(a.shape.begin(), 1);
     if (b.shape.size() == 1)
@@ -770,7 +841,7 @@ std::optional<ETensor> SubgraphEvaluator::evalOp(Operation *op,
     int64_t nb = r.numel();
     r.shape.push_back(m);
     r.shape.push_back(n);
-    if (r.numel() > kMaxElements)
+    if (!r.sizeOk())
       return fail("too large");
     ETensor ai, bi;
     ai.shape = ab;

@@ -15,6 +15,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/ADT/DenseMap.h"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <string>
@@ -25,12 +26,21 @@ namespace mlir::w4a4 {
 struct ETensor {
   std::vector<int64_t> shape;
   std::vector<double> v;
+  /// Elements, saturating: -1 for a negative dim, kTooLarge past the
+  /// evaluator's limit (no overflow on hostile shapes).
+  static constexpr int64_t kTooLarge = (int64_t{1} << 22) + 1;
   int64_t numel() const {
     int64_t n = 1;
-    for (int64_t d : shape)
+    for (int64_t d : shape) {
+      if (d < 0)
+        return -1;
+      if (d != 0 && n > kTooLarge / d)
+        return kTooLarge;
       n *= d;
-    return n;
+    }
+    return std::min(n, kTooLarge);
   }
+  bool sizeOk() const { return numel() >= 0 && numel() < kTooLarge; }
 };
 
 class SubgraphEvaluator {
@@ -64,6 +74,7 @@ private:
     return std::nullopt;
   }
   std::optional<std::vector<int64_t>> evalDims(ArrayAttr dims);
+  std::optional<std::vector<int64_t>> shapeOfUnchecked(Value v);
   llvm::DenseMap<Value, ETensor> memo;
   std::map<std::string, int64_t> bindings;
   std::string reason;
