@@ -102,9 +102,12 @@ def main():
         ort = ort_logits(onnx_path, ids[None]).reshape(-1)
         e_torch = float(np.abs(got - ref).max() / np.abs(ref).max())
         e_ort = float(np.abs(got - ort).max() / np.abs(ort).max())
-        # Scored positions only (what perplexity runs): the same rows.
+        # Scored positions only (what perplexity runs): the same rows up to
+        # the BLAS's blocking of the row-wise tail's GEMMs, which depends on
+        # the CPU's kernels (seen: <= 4.9e-7 with AVX-512, 1.02e-6 on
+        # synthetic/hidden320 with AVX2 only, the same IR and runtime).
         e_rows = positions_error(args.run, onnx_path, ids, got, 20)
-        ok = e_torch <= args.tol and e_ort <= args.tol and e_rows <= 1e-6
+        ok = e_torch <= args.tol and e_ort <= args.tol and e_rows <= 2e-6
         failed += not ok
         checks += 1
         print("logits %-22s vs torch %.2e  vs onnxruntime %.2e  positions 20: %.1e  %s" % (

@@ -125,7 +125,33 @@ std::optional<ETensor> fromAttr(Attribute attr) {
 
 } // namespace
 
-SubgraphEvaluator::SubgraphEvaluator(func::FuncOp func, int64_t seq)
+Value mlir::w4a4::onnxInput(OnnxOp op, int64_t pos) {
+  SmallVector<int64_t> absent;
+  if (auto a = op.getAbsentInputsAttr())
+    absent.assign(a.asArrayRef().begin(), a.asArrayRef().end());
+  if (llvm::is_contained(absent, pos))
+    return {};
+  int64_t idx =
+      pos - llvm::count_if(absent, [&](int64_t a) { return a < pos; });
+  return idx >= 0 && idx < static_cast<int64_t>(op.getNumOperands())
+             ? op.getOperand(idx)
+             : Value();
+}
+
+ArrayAttr mlir::w4a4::stageOneDims(Value v) {
+  if (auto arg = dyn_cast<BlockArgument>(v)) {
+    if (auto f = dyn_cast<func::FuncOp>(arg.getOwner()->getParentOp()))
+      return f.getArgAttrOfType<ArrayAttr>(arg.getArgNumber(), "w4a4.dims");
+    return {};
+  }
+  Operation *op = v.getDefiningOp();
+  return op && op->getNumResults() == 1
+             ? op->getAttrOfType<ArrayAttr>("w4a4.dims")
+             : ArrayAttr();
+}
+
+SubgraphEvaluator::SubgraphEvaluator(func::FuncOp func, int64_t seq,
+                                     int64_t batch)
     : seqLen(seq) {
   // Symbols: input_ids' dims are (batch, seq); a past input's third dim is
   // the past length (0). Other symbols are lengths of the whole sequence.
@@ -144,7 +170,7 @@ SubgraphEvaluator::SubgraphEvaluator(func::FuncOp func, int64_t seq)
     std::vector<std::string> dims = dimsOf(i);
     StringRef name = nameOf(i);
     if (contains(name, "input_ids") && dims.size() == 2) {
-      bindings[dims[0]] = 1;
+      bindings[dims[0]] = batch;
       bindings[dims[1]] = seq;
     }
     if (contains(name, "past") && dims.size() == 4)
@@ -251,14 +277,7 @@ SubgraphEvaluator::shapeOfUnchecked(Value v) {
     return std::vector<int64_t>(type.getShape().begin(), type.getShape().end());
   if (auto it = memo.find(v); it != memo.end())
     return it->second.shape;
-  ArrayAttr dims;
-  if (auto arg = dyn_cast<BlockArgument>(v)) {
-    if (auto f = dyn_cast<func::FuncOp>(arg.getOwner()->getParentOp()))
-      dims = f.getArgAttrOfType<ArrayAttr>(arg.getArgNumber(), "w4a4.dims");
-  } else if (Operation *op = v.getDefiningOp();
-             op && op->getNumResults() == 1) {
-    dims = op->getAttrOfType<ArrayAttr>("w4a4.dims");
-  }
+  ArrayAttr dims = stageOneDims(v);
   if (dims && static_cast<int64_t>(dims.size()) == type.getRank())
     if (auto d = evalDims(dims))
       return d;
@@ -304,42 +323,6 @@ std::optional<ETensor> SubgraphEvaluator::evalOp(Operation *op,
   if (!onnx)
     return fail("depends on a raised op");
   StringRef type = onnx.getOpType();
-  // Absent optional inputs are not operands; map ONNX input positions.
-  SmallVector<int64_t> absent;
-  if (auto a = onnx.getAbsentInputsAttr())
-    absent.assign(a.asArrayRef().begin(), a.asArrayRef().end());
-  auto operandAt = [&](int64_t pos) -> Value {
-    if (llvm::is_contained(absent, pos))
-      return {};
-    int64_t idx =
-        pos - llvm::count_if(absent, [&](int64_t a) { return a < pos; });
-    return idx < static_cast<int64_t>(onnx.getNumOperands())
-               ? onnx.getOperand(idx)
-               : Value();
-  };
-  if (type == "Shape" || type == "Size") {
-    auto shape =
-        onnx.getNumOperands() == 1 ? shapeOf(onnx.getOperand(0)) : std::nullopt;
-    if (!shape)
-      return fail("shape of an operand is not known");
-    ETensor t;
-    int64_t rank = shape->size();
-    if (type == "Size") {
-      double n = 1;
-      for (int64_t d : *shape)
-        n *= d;
-      t.v = {n};
-      return t;
-    }
-    int64_t b = normAxis(attrInt(onnx, "start", 0), rank);
-    int64_t e = normAxis(attrInt(onnx, "end", rank), rank);
-    b = std::clamp<int64_t>(b, 0, rank);
-    e = std::clamp<int64_t>(e, b, rank);
-    for (int64_t i = b; i < e; ++i)
-      t.v.push_back((*shape)[i]);
-    t.shape = {e - b};
-    return t;
-  }
   std::vector<ETensor> in;
   for (Value operand : onnx.getOperands()) {
     auto t = eval(operand);
@@ -361,7 +344,7 @@ std::optional<ETensor> SubgraphEvaluator::evalOp(Operation *op,
   if (in.size() < (need == minOperands.end() ? 1 : need->second))
     return fail(type.str() + ": too few operands");
   auto input = [&](int64_t pos) -> std::optional<ETensor> {
-    Value v = operandAt(pos);
+    Value v = onnxInput(onnx, pos);
     if (!v)
       return std::nullopt;
     return eval(v);

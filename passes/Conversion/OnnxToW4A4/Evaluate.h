@@ -12,6 +12,7 @@
 #ifndef W4A4_CONVERSION_ONNXTOW4A4_EVALUATE_H
 #define W4A4_CONVERSION_ONNXTOW4A4_EVALUATE_H
 
+#include "dialects/W4A4/W4A4Ops.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/ADT/DenseMap.h"
 
@@ -43,12 +44,21 @@ struct ETensor {
   bool sizeOk() const { return numel() >= 0 && numel() < kTooLarge; }
 };
 
+/// ONNX input `pos` of a generic op (absent optional inputs are not
+/// operands), or null.
+Value onnxInput(OnnxOp op, int64_t pos);
+
+/// Stage 1's symbolic dims of `v` (`w4a4.dims` of its defining op, or of the
+/// function argument), or null.
+ArrayAttr stageOneDims(Value v);
+
 class SubgraphEvaluator {
 public:
   /// Binds the function's inputs for a run of `seq` positions after an
   /// empty past: input_ids stay unbound (nothing may depend on token ids),
   /// attention_mask = ones, position_ids = 0..seq-1, past_* empty.
-  SubgraphEvaluator(func::FuncOp func, int64_t seq);
+  /// `batch` > 1 evaluates several probes at once (one per batch entry).
+  SubgraphEvaluator(func::FuncOp func, int64_t seq, int64_t batch = 1);
 
   void bind(Value v, ETensor t) { memo[v] = std::move(t); }
   /// The value of `v`, or nullopt when it depends on something unbound or

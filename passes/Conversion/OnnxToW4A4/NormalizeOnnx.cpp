@@ -125,6 +125,30 @@ struct FoldConstant : OpRewritePattern<OnnxOp> {
   }
 };
 
+/// Initializers that are scalars or small integer tensors (exponents,
+/// epsilons, axes, shapes written as initializers instead of Constant
+/// nodes) are constants, so that patterns read them as they read Constant
+/// nodes. Parameters (float tensors of rank >= 1) stay weights.
+struct SmallWeightToConstant : OpRewritePattern<WeightOp> {
+  SmallWeightToConstant(MLIRContext *ctx) : OpRewritePattern(ctx) {
+    setDebugName("small-weight-constant");
+  }
+  LogicalResult matchAndRewrite(WeightOp op,
+                                PatternRewriter &rewriter) const override {
+    auto type = op.getType();
+    bool scalar = type.getRank() == 0 || type.getNumElements() == 1;
+    bool smallInt = isa<IntegerType>(type.getElementType()) &&
+                    type.getNumElements() <= kMaxFoldElements;
+    auto dense = dyn_cast<DenseElementsAttr>(op.getValue());
+    if (!(scalar && isa<FloatType>(type.getElementType())) && !smallInt)
+      return failure();
+    if (!dense)
+      return failure();
+    rewriter.replaceOpWithNewOp<arith::ConstantOp>(op, dense);
+    return success();
+  }
+};
+
 /// Identity, and Cast to the type the value already has.
 std::optional<SmallVector<std::string>> dimsOf(Value v);
 
@@ -363,14 +387,7 @@ std::optional<SmallVector<std::string>> dimsOf(Value v) {
   auto t = dyn_cast<RankedTensorType>(v.getType());
   if (!t)
     return std::nullopt;
-  ArrayAttr a;
-  if (auto arg = dyn_cast<BlockArgument>(v)) {
-    if (auto f = dyn_cast<func::FuncOp>(arg.getOwner()->getParentOp()))
-      a = f.getArgAttrOfType<ArrayAttr>(arg.getArgNumber(), "w4a4.dims");
-  } else if (Operation *op = v.getDefiningOp();
-             op && op->getNumResults() == 1) {
-    a = op->getAttrOfType<ArrayAttr>("w4a4.dims");
-  }
+  ArrayAttr a = stageOneDims(v);
   SmallVector<std::string> out;
   if (a && static_cast<int64_t>(a.size()) == t.getRank()) {
     for (Attribute s : a)
@@ -583,7 +600,7 @@ struct W4A4NormalizeOnnxPass
 } // namespace
 
 void mlir::w4a4::populateNormalizeOnnxPatterns(RewritePatternSet &patterns) {
-  patterns.add<FoldConstant, DropIdentity, CanonicalRsqrt, CanonicalArith,
-               SplitToSlices, GemmToMatMul, SinkFlatten, SplitHeadMergeFlatten>(
-      patterns.getContext());
+  patterns.add<FoldConstant, SmallWeightToConstant, DropIdentity,
+               CanonicalRsqrt, CanonicalArith, SplitToSlices, GemmToMatMul,
+               SinkFlatten, SplitHeadMergeFlatten>(patterns.getContext());
 }

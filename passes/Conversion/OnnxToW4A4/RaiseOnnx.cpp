@@ -728,51 +728,50 @@ std::optional<RopeMatch> matchRope(Value y, func::FuncOp func,
     return std::nullopt;
   bool bshd = !matchSplitHeads(x4);
   constexpr int64_t n = 12;
-  std::vector<std::vector<double>> cols; // cols[j][p * d + i] = M_p[i][j]
-  std::vector<int64_t> shape;
-  for (int64_t j = 0; j < d; ++j) {
-    SubgraphEvaluator eval(func, n);
-    auto xs = eval.shapeOf(x4);
-    if (!xs || xs->size() != 4 || (*xs)[bshd ? 1 : 2] < 3) {
-      why = "RoPE input shape: " + eval.why();
-      return std::nullopt;
-    }
-    ETensor probe;
-    probe.shape = *xs;
-    probe.v.assign(probe.numel(), 0.0);
-    for (int64_t k = j; k < probe.numel(); k += d)
-      probe.v[k] = 1.0;
-    eval.bind(x4, probe);
-    auto r = eval.eval(y);
-    if (!r || r->shape != *xs) {
-      why = "RoPE does not evaluate: " + eval.why();
-      return std::nullopt;
-    }
-    // Every head and batch entry the same as the first; rows are
-    // positions (axis 2 heads-first, axis 1 heads-last).
-    int64_t rows = (*xs)[bshd ? 1 : 2], heads = (*xs)[bshd ? 2 : 1];
-    std::vector<double> col(rows * d);
-    for (int64_t k = 0; k < r->numel(); ++k) {
-      int64_t i = k % d, a = (k / d) % (*xs)[2],
-              b = (k / d / (*xs)[2]) % (*xs)[1];
-      int64_t p = bshd ? b : a, head = bshd ? a : b;
-      double &slot = col[p * d + i];
-      if (head == 0 && k < rows * heads * d)
-        slot = r->v[k];
-    }
-    for (int64_t k = 0; k < r->numel(); ++k) {
-      int64_t i = k % d, a = (k / d) % (*xs)[2],
-              b = (k / d / (*xs)[2]) % (*xs)[1];
-      int64_t p = bshd ? b : a;
-      if (r->v[k] != col[p * d + i]) {
-        why = "RoPE differs between heads";
-        return std::nullopt;
-      }
-    }
-    shape = *xs;
-    cols.push_back(std::move(col));
+  // One evaluation for all d probes: batch entry j carries unit vector j.
+  SubgraphEvaluator eval(func, n, /*batch=*/d);
+  auto xs = eval.shapeOf(x4);
+  if (!xs || xs->size() != 4 || (*xs)[0] != d || (*xs)[bshd ? 1 : 2] < 3) {
+    why = "RoPE input shape: " + eval.why();
+    return std::nullopt;
   }
-  int64_t rows = shape[bshd ? 1 : 2], h = d / 2;
+  ETensor probe;
+  probe.shape = *xs;
+  if (!probe.sizeOk()) {
+    why = "RoPE input too large to probe";
+    return std::nullopt;
+  }
+  int64_t per = probe.numel() / d; // elements of one batch entry
+  probe.v.assign(probe.numel(), 0.0);
+  for (int64_t j = 0; j < d; ++j)
+    for (int64_t k = j; k < per; k += d)
+      probe.v[j * per + k] = 1.0;
+  eval.bind(x4, probe);
+  auto r = eval.eval(y);
+  if (!r || r->shape != *xs) {
+    why = "RoPE does not evaluate: " + eval.why();
+    return std::nullopt;
+  }
+  std::vector<int64_t> shape = *xs;
+  int64_t rows = shape[bshd ? 1 : 2];
+  // cols[j][p * d + i] = M_p[i][j]; every head the same as head 0. Rows are
+  // positions (axis 2 heads-first, axis 1 heads-last).
+  std::vector<std::vector<double>> cols(d, std::vector<double>(rows * d));
+  for (int pass = 0; pass < 2; ++pass)
+    for (int64_t j = 0; j < d; ++j)
+      for (int64_t k = 0; k < per; ++k) {
+        int64_t i = k % d, a = (k / d) % shape[2],
+                b = (k / d / shape[2]) % shape[1];
+        int64_t p = bshd ? b : a, head = bshd ? a : b;
+        double x = r->v[j * per + k];
+        if (pass == 0 && head == 0)
+          cols[j][p * d + i] = x;
+        else if (pass == 1 && x != cols[j][p * d + i]) {
+          why = "RoPE differs between heads";
+          return std::nullopt;
+        }
+      }
+  int64_t h = d / 2;
   auto m = [&](int64_t p, int64_t i, int64_t j) { return cols[j][p * d + i]; };
   // Layout from position 1: which entry pairs with dim 0.
   bool inter = std::abs(m(1, 1, 0)) > 1e-6, half = std::abs(m(1, h, 0)) > 1e-6;
@@ -1024,20 +1023,6 @@ struct RaiseAttention : OpRewritePattern<OnnxOp> {
 //===----------------------------------------------------------------------===//
 // Fused decoder ops: onnxruntime contrib ops and opset 23
 //===----------------------------------------------------------------------===//
-
-/// ONNX input `pos` of a generic op (absent optional inputs are not
-/// operands), or null.
-Value onnxInput(OnnxOp op, int64_t pos) {
-  SmallVector<int64_t> absent;
-  if (auto a = op.getAbsentInputsAttr())
-    absent.assign(a.asArrayRef().begin(), a.asArrayRef().end());
-  if (llvm::is_contained(absent, pos))
-    return {};
-  int64_t idx =
-      pos - llvm::count_if(absent, [&](int64_t a) { return a < pos; });
-  return idx < static_cast<int64_t>(op.getNumOperands()) ? op.getOperand(idx)
-                                                         : Value();
-}
 
 double attrFloat(OnnxOp op, StringRef name, double dflt) {
   if (DictionaryAttr d = op.getOnnxAttrsAttr()) {

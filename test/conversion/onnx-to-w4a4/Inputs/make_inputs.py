@@ -102,3 +102,23 @@ nodes = [
     helper.make_node("Reshape", ["pvt", "shape3"], ["o"], name="out"),
 ]
 save(model(nodes, [T], [O], [shape4, shape3]), "bidirectional_attention.onnx")
+
+# Opset 18: ReduceMean takes its axes as an input, Split its num_outputs as
+# an attribute; an RMSNorm written with them, then split in two halves.
+H = helper.make_tensor_value_info("h", TensorProto.FLOAT, ["batch", "seq", 8])
+A = helper.make_tensor_value_info("lo", TensorProto.FLOAT, ["batch", "seq", 4])
+B = helper.make_tensor_value_info("hi", TensorProto.FLOAT, ["batch", "seq", 4])
+inits18 = [numpy_helper.from_array(np.array([-1], dtype=np.int64), "axes"),
+           numpy_helper.from_array(np.array(1e-6, dtype=np.float32), "eps"),
+           numpy_helper.from_array(np.array(2.0, dtype=np.float32), "two"),
+           numpy_helper.from_array(np.linspace(0.5, 1.5, 8).astype(np.float32), "gain")]
+nodes18 = [
+    helper.make_node("Pow", ["h", "two"], ["sq"], name="sq"),
+    helper.make_node("ReduceMean", ["sq", "axes"], ["ms"], name="mean", keepdims=1),
+    helper.make_node("Add", ["ms", "eps"], ["mse"], name="addeps"),
+    helper.make_node("Sqrt", ["mse"], ["rms"], name="sqrt"),
+    helper.make_node("Div", ["h", "rms"], ["n"], name="div"),
+    helper.make_node("Mul", ["n", "gain"], ["g"], name="gain"),
+    helper.make_node("Split", ["g"], ["lo", "hi"], name="split", axis=-1, num_outputs=2),
+]
+save(model(nodes18, [H], [A, B], inits18, opset=18), "rmsnorm_opset18.onnx")
