@@ -76,8 +76,9 @@ static cl::opt<std::string>
     tokensFile("tokens",
                cl::desc("Evaluate perplexity on whitespace-separated ids"));
 static cl::opt<int64_t>
-    bosId("bos", cl::desc("BOS id (default: the model's w4a4.bos_id, else "
-                          "the tokenizer's, else 1)"),
+    bosId("bos",
+          cl::desc("BOS id (default: the model's w4a4.bos_id, else "
+                   "the tokenizer's, else 1)"),
           cl::init(-1));
 static cl::opt<int64_t> ctx("ctx", cl::desc("Window length in tokens"),
                             cl::init(256));
