@@ -149,9 +149,10 @@ struct SmallWeightToConstant : OpRewritePattern<WeightOp> {
   }
 };
 
-/// Identity, and Cast to the type the value already has.
 std::optional<SmallVector<std::string>> dimsOf(Value v);
 
+/// Identity, Cast to the type the value already has, and Reshape/Expand to
+/// the symbolic shape it already has.
 struct DropIdentity : OpRewritePattern<OnnxOp> {
   DropIdentity(MLIRContext *ctx) : OpRewritePattern(ctx) {
     setDebugName("drop-identity");

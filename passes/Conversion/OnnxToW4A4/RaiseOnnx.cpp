@@ -327,8 +327,8 @@ struct RaiseFlattenedLinear : OpRewritePattern<OnnxOp> {
     if (!xt || xt.getRank() != out.getRank() ||
         xt.getShape().back() != rankedFloat(lin.getInput()).getShape().back())
       return failure();
-    // The result restores x's leading dims: compare stage 1's symbolic dims.
-    ArrayAttr outDims = op->getAttrOfType<ArrayAttr>("w4a4.dims");
+    // The result restores x's leading dims (compared under the evaluator's
+    // bindings of stage 1's symbolic dims).
     auto func = op->getParentOfType<func::FuncOp>();
     SubgraphEvaluator eval(func, 7);
     auto xs = eval.shapeOf(x), os = eval.shapeOf(op.getResult(0));
@@ -337,7 +337,6 @@ struct RaiseFlattenedLinear : OpRewritePattern<OnnxOp> {
     for (size_t i = 0; i + 1 < xs->size(); ++i)
       if ((*xs)[i] != (*os)[i])
         return failure();
-    (void)outDims;
     SmallVector<int64_t> shape(xt.getShape());
     shape.back() = out.getShape().back();
     rewriter.replaceOpWithNewOp<LinearOp>(
