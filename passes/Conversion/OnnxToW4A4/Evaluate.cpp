@@ -599,11 +599,14 @@ std::optional<ETensor> SubgraphEvaluator::evalOp(Operation *op,
       return fail("Slice: bad bounds");
     int64_t rank = t.shape.size();
     std::vector<int64_t> b(rank, 0), st(rank, 1), len = t.shape;
+    if (ends->size() != starts->size() ||
+        (steps && steps->size() != starts->size()) ||
+        (axes && axes->size() != starts->size()))
+      return fail("Slice: starts, ends, axes and steps differ in length");
     for (size_t i = 0; i < starts->size(); ++i) {
       int64_t ax = axes ? normAxis((*axes)[i], rank) : int64_t(i);
-      if (!axisOk(ax, rank) || i >= ends->size() ||
-          (steps && i >= steps->size()) || (axes && i >= axes->size()))
-        return fail("Slice: bad axes or bounds");
+      if (!axisOk(ax, rank))
+        return fail("Slice: bad axis");
       int64_t step = steps ? (*steps)[i] : 1, n = t.shape[ax];
       if (step == 0)
         return fail("Slice: step 0");
