@@ -83,6 +83,8 @@ WeightOp weightDef(Value v) {
 }
 
 RankedTensorType rankedFloat(Value v) {
+  if (!v)
+    return {};
   auto t = dyn_cast<RankedTensorType>(v.getType());
   return t && isa<FloatType>(t.getElementType()) ? t : RankedTensorType();
 }
@@ -621,6 +623,8 @@ Value stripScale(Value v, double &scale) {
 }
 
 bool dependsOn(Value v, Value target, int depth = 0) {
+  if (!v)
+    return false;
   if (v == target)
     return true;
   Operation *op = v.getDefiningOp();
@@ -635,7 +639,7 @@ bool dependsOn(Value v, Value target, int depth = 0) {
 /// A weight or constant of rank >= 2 in the subgraph of `v` whose last dim
 /// is d or d/2: a RoPE table; its rows bound the positions.
 int64_t tableRowsBound(Value v, int64_t d, int depth = 0) {
-  Operation *op = v.getDefiningOp();
+  Operation *op = v ? v.getDefiningOp() : nullptr;
   if (!op || depth > 16)
     return 0;
   if (isa<WeightOp, arith::ConstantOp>(op)) {
@@ -694,7 +698,7 @@ Value ropeInput(Value y) {
   while (!work.empty()) {
     auto [v, depth] = work.front();
     work.erase(work.begin());
-    if (!seen.insert(v).second || depth > 16)
+    if (!v || !seen.insert(v).second || depth > 16)
       continue;
     RankedTensorType t = rankedFloat(v);
     if (t && t.getRank() == 4 && !t.isDynamicDim(3) &&
@@ -1049,6 +1053,10 @@ bool isPastInput(Value v) {
 /// theta^(-2i/d))), verified on every row; the rows bound the positions.
 std::optional<double> cacheTheta(Value cosV, Value sinV, int64_t d,
                                  int64_t &rows, std::string &why) {
+  if (!cosV || !sinV) {
+    why = "no cos/sin caches";
+    return std::nullopt;
+  }
   auto cosW = weightDef(cosV), sinW = weightDef(sinV);
   DenseElementsAttr cc, sc;
   std::optional<std::vector<double>> c, s;
