@@ -239,6 +239,11 @@ bool inferBroadcast(Ctx &c, bool boolResult) {
     return c.fail("needs at least one input");
   // Where's result type is that of its value operands.
   bool where = c.node.opType == "Where";
+  const std::string &t = c.node.opType;
+  size_t arity = where ? 3 : t == "Not" ? 1 : t == "Min" || t == "Max" ? 0 : 2;
+  if (arity && ins.size() != arity)
+    return c.fail("expects " + std::to_string(arity) + " inputs, got " +
+                  std::to_string(ins.size()));
   int32_t elem = boolResult ? static_cast<int32_t>(ElemType::Bool)
                             : ins[where ? 1 : 0]->elemType;
   for (size_t i = where ? 1 : 0; i < ins.size() && !boolResult; ++i)
