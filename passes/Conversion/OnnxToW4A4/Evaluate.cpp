@@ -79,10 +79,7 @@ std::optional<std::vector<int64_t>> ints(const ETensor &t) {
 }
 
 int64_t attrInt(OnnxOp op, StringRef name, int64_t dflt) {
-  if (DictionaryAttr d = op.getOnnxAttrsAttr())
-    if (auto a = d.getAs<IntegerAttr>(name))
-      return a.getInt();
-  return dflt;
+  return onnxAttrInt(op, name, dflt);
 }
 
 std::optional<std::vector<int64_t>> attrInts(OnnxOp op, StringRef name) {
@@ -136,6 +133,13 @@ Value mlir::w4a4::onnxInput(OnnxOp op, int64_t pos) {
   return idx >= 0 && idx < static_cast<int64_t>(op.getNumOperands())
              ? op.getOperand(idx)
              : Value();
+}
+
+int64_t mlir::w4a4::onnxAttrInt(OnnxOp op, StringRef name, int64_t dflt) {
+  if (DictionaryAttr d = op.getOnnxAttrsAttr())
+    if (auto a = d.getAs<IntegerAttr>(name))
+      return a.getInt();
+  return dflt;
 }
 
 ArrayAttr mlir::w4a4::stageOneDims(Value v) {

@@ -48,6 +48,9 @@ struct ETensor {
 /// operands), or null.
 Value onnxInput(OnnxOp op, int64_t pos);
 
+/// An integer attribute of a generic op, or `dflt`.
+int64_t onnxAttrInt(OnnxOp op, llvm::StringRef name, int64_t dflt);
+
 /// Stage 1's symbolic dims of `v` (`w4a4.dims` of its defining op, or of the
 /// function argument), or null.
 ArrayAttr stageOneDims(Value v);

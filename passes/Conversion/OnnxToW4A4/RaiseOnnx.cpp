@@ -44,10 +44,7 @@ OnnxOp def(Value v, StringRef opType) {
 }
 
 int64_t attrInt(OnnxOp op, StringRef name, int64_t dflt) {
-  if (DictionaryAttr d = op.getOnnxAttrsAttr())
-    if (auto a = d.getAs<IntegerAttr>(name))
-      return a.getInt();
-  return dflt;
+  return onnxAttrInt(op, name, dflt);
 }
 
 std::optional<SmallVector<int64_t>> attrInts(OnnxOp op, StringRef name) {
@@ -690,6 +687,18 @@ Value ropeFlat(const RopeMatch &m) {
   return m.bshd ? matchHeadsLast(m.x4) : matchSplitHeads(m.x4);
 }
 
+/// RoPE's theta from the angle f1 of frequency 1 (f1 = theta^(-2/d)): the
+/// nearest integer when `verifies` accepts it, else the estimate itself
+/// when it does.
+std::optional<double> fitTheta(double f1, int64_t d,
+                               llvm::function_ref<bool(double)> verifies) {
+  double estimate = std::pow(f1, -static_cast<double>(d) / 2.0);
+  for (double theta : {std::round(estimate), estimate})
+    if (theta > 1 && verifies(theta))
+      return theta;
+  return std::nullopt;
+}
+
 /// The per-head input of a RoPE: the nearest split-heads value
 /// (Transpose(Reshape(flat))) that `y` is computed from.
 Value ropeInput(Value y) {
@@ -796,9 +805,8 @@ std::optional<RopeMatch> matchRope(Value y, func::FuncOp func,
     why = "RoPE frequencies are not positive";
     return std::nullopt;
   }
-  double estimate = std::pow(f[1], -static_cast<double>(d) / 2.0);
-  for (double theta : {std::round(estimate), estimate}) {
-    bool ok = theta > 1;
+  auto theta = fitTheta(f[1], d, [&](double theta) {
+    bool ok = true;
     for (int64_t p = 0; ok && p < rows; ++p)
       for (int64_t i = 0; ok && i < d; ++i)
         for (int64_t j = 0; ok && j < d; ++j) {
@@ -810,9 +818,10 @@ std::optional<RopeMatch> matchRope(Value y, func::FuncOp func,
                             : 0.0;
           ok = std::abs(m(p, i, j) - want) < 2e-5;
         }
-    if (ok)
-      return RopeMatch{x4, theta, inter, tableRowsBound(y, d), bshd};
-  }
+    return ok;
+  });
+  if (theta)
+    return RopeMatch{x4, *theta, inter, tableRowsBound(y, d), bshd};
   why = "the rotation matches no RoPE theta with positions from 0";
   return std::nullopt;
 }
@@ -1083,20 +1092,19 @@ std::optional<double> cacheTheta(Value cosV, Value sinV, int64_t d,
     why = "cos/sin caches have no positive frequency";
     return std::nullopt;
   }
-  double estimate = std::pow(f1, -static_cast<double>(d) / 2.0);
-  for (double theta : {std::round(estimate), estimate}) {
-    bool ok = theta > 1;
+  auto theta = fitTheta(f1, d, [&](double theta) {
+    bool ok = true;
     for (int64_t p = 0; ok && p < rows; ++p)
       for (int64_t i = 0; ok && i < h; ++i) {
         double ang = p * std::pow(theta, -2.0 * i / d);
         ok = std::abs(std::cos(ang) - (*c)[p * h + i]) < 2e-5 &&
              std::abs(std::sin(ang) - (*s)[p * h + i]) < 2e-5;
       }
-    if (ok)
-      return theta;
-  }
-  why = "cos/sin caches match no RoPE theta";
-  return std::nullopt;
+    return ok;
+  });
+  if (!theta)
+    why = "cos/sin caches match no RoPE theta";
+  return theta;
 }
 
 /// Position ids that evaluate to 0..n-1 for every sequence.
