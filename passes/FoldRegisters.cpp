@@ -100,10 +100,12 @@ struct FoldRegistersPass
       Value kp = prefix(a.getKey(), "key_prefix"),
             vp = prefix(a.getValue(), "value_prefix");
       auto folded = AttentionOp::create(
-          b, a.getLoc(), a.getType(), a.getQuery(), a.getKey(), a.getValue(),
-          kp, vp, a.getNumHeadsAttr(), a.getNumKvHeadsAttr(),
-          a.getHeadDimAttr(), a.getScaleAttr());
-      a.replaceAllUsesWith(folded.getResult());
+          b, a.getLoc(), a.getResult().getType(),
+          TypeRange(a.getPresents().getTypes()), a.getQuery(), a.getKey(),
+          a.getValue(),
+          kp, vp, a.getPastKey(), a.getPastValue(), a.getNumHeadsAttr(),
+          a.getNumKvHeadsAttr(), a.getHeadDimAttr(), a.getScaleAttr());
+      a.replaceAllUsesWith(folded.getResults());
       a.erase();
     }
     // Token positions now start after the prefix.

@@ -194,6 +194,40 @@ LogicalResult RoPEOp::verify() {
   if (static_cast<int64_t>(getPositionOffset()) < 0)
     return emitOpError("(rope_c5) expects position_offset >= 0, got ")
            << static_cast<int64_t>(getPositionOffset());
+  // rope_c6
+  if (Value positions = getPositions()) {
+    auto pt = cast<RankedTensorType>(positions.getType());
+    if (input.getRank() != 3 || pt.getRank() != 2 ||
+        !dimsCompatible(pt.getDimSize(0), input.getDimSize(0)) ||
+        !dimsCompatible(pt.getDimSize(1), input.getDimSize(1)))
+      return emitOpError("(rope_c6) expects positions [batch, seq] for an "
+                         "input [batch, seq, heads * head_dim], got ")
+             << pt << " for " << input;
+  }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// CachePositionsOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult CachePositionsOp::verify() {
+  auto ids = cast<RankedTensorType>(getIds().getType());
+  auto past = cast<RankedTensorType>(getPastKey().getType());
+  auto result = cast<RankedTensorType>(getResult().getType());
+  // cache_positions_c1
+  if (ids.getRank() != 2 || past.getRank() != 4 ||
+      !dimsCompatible(ids.getDimSize(0), past.getDimSize(0)))
+    return emitOpError("(cache_positions_c1) expects ids [batch, seq] and a "
+                       "past key [batch, num_kv_heads, past, head_dim], got ")
+           << ids << " and " << past;
+  // cache_positions_c2
+  if (result.getRank() != 2 ||
+      !dimsCompatible(result.getDimSize(0), ids.getDimSize(0)) ||
+      !dimsCompatible(result.getDimSize(1), ids.getDimSize(1)))
+    return emitOpError("(cache_positions_c2) expects a result of the ids' "
+                       "shape, got ")
+           << result;
   return success();
 }
 
@@ -248,6 +282,28 @@ LogicalResult AttentionOp::verify() {
                          "prefix length, got ")
              << kpt << " and " << vpt;
   }
+  // attention_c10
+  Value pk = getPastKey(), pv = getPastValue();
+  if (static_cast<bool>(pk) != static_cast<bool>(pv) ||
+      getPresents().size() != (pk ? 2u : 0u))
+    return emitOpError("(attention_c10) expects past_key, past_value, "
+                       "present_key and present_value together");
+  if (pk) {
+    RankedTensorType pkt = rankedType(pk), pvt = rankedType(pv);
+    // attention_c11
+    for (RankedTensorType t :
+         {pkt, pvt, rankedType(getPresentKey()), rankedType(getPresentValue())})
+      if (t.getRank() != 4 || !dimsCompatible(t.getDimSize(0), q.getDimSize(0)) ||
+          !dimsCompatible(t.getDimSize(1), kvHeads) ||
+          !dimsCompatible(t.getDimSize(3), headDim))
+        return emitOpError("(attention_c11) expects past and present keys and "
+                           "values [batch, num_kv_heads, len, head_dim] = "
+                           "[?, ")
+               << kvHeads << ", ?, " << headDim << "], got " << t;
+    if (!dimsCompatible(pkt.getDimSize(2), pvt.getDimSize(2)))
+      return emitOpError("(attention_c11) expects past keys and values of "
+                         "one length");
+  }
   // attention_c7
   if (getResult().getType() != q)
     return emitOpError("(attention_c7) expects the result type to equal the "
@@ -262,7 +318,8 @@ LogicalResult AttentionOp::verify() {
   }
   // attention_c9
   return verifySameElementType(*this, "attention_c9",
-                               {getQuery(), getKey(), getValue(), kp, vp});
+                               {getQuery(), getKey(), getValue(), kp, vp,
+                                pk, pv, getPresentKey(), getPresentValue()});
 }
 
 //===----------------------------------------------------------------------===//

@@ -123,21 +123,29 @@ def W4A4_RoPEOp : W4A4_Op<"rope", [Pure, AllTypesMatch<["input", "result"]>]> {
   let summary = "Rotary position embedding of every head";
   let description = [{
     `input` is `[..., seq, heads * head_dim]`. Token `s` of the sequence has
-    position `p = s + position_offset`; each head's pair `(x_i, x_(i+d/2))`
+    position `p = s + position_offset`, or `p = positions[b, s] +
+    position_offset` when the integer `positions` (`[batch, seq]`: an
+    export's `position_ids` input, or `w4a4.cache_positions` after a KV
+    cache) are given; each head's pair `(x_i, x_(i+d/2))`
     (or `(x_2i, x_2i+1)` when `interleaved`) is rotated by the angle
     `p * theta^(-2i / head_dim)`, `i < head_dim / 2`.
 
     ```mlir
     %q2 = w4a4.rope %q {head_dim = 32 : i64, theta = 1.0e+04 : f64, position_offset = 4 : i64} : tensor<?x?x128xf32>
+    %q3 = w4a4.rope %q positions(%pos : tensor<?x?xi64>) {head_dim = 32 : i64} : tensor<?x?x128xf32>
     ```
   }];
   let arguments = (ins W4A4_FloatTensor:$input,
+                       Optional<RankedTensorOf<[AnySignlessInteger]>>:$positions,
                        I64Attr:$head_dim,
                        DefaultValuedAttr<F64Attr, "10000.0">:$theta,
                        DefaultValuedAttr<I64Attr, "0">:$position_offset,
                        UnitAttr:$interleaved);
   let results = (outs W4A4_FloatTensor:$result);
-  let assemblyFormat = "$input attr-dict `:` type($input)";
+  let assemblyFormat = [{
+    $input (`positions` `(` $positions^ `:` type($positions) `)`)?
+    attr-dict `:` type($input)
+  }];
   let hasVerifier = 1;
 }
 
@@ -147,7 +155,7 @@ def W4A4_RoPEOp : W4A4_Op<"rope", [Pure, AllTypesMatch<["input", "result"]>]> {
 
 def W4A4_AttentionOp : W4A4_Op<"attention",
     [Pure, AttrSizedOperandSegments]> {
-  let summary = "Causal multi-head attention with GQA and an optional constant KV prefix";
+  let summary = "Causal multi-head attention with GQA, an optional constant KV prefix and an optional KV cache";
   let description = [{
     `query` is `[batch, seq, num_heads * head_dim]`, `key` and `value` are
     `[batch, seq, num_kv_heads * head_dim]`; query head `h` reads key/value
@@ -157,24 +165,76 @@ def W4A4_AttentionOp : W4A4_Op<"attention",
     the folded Depth Registers), which precede the sequence. Scores are
     scaled by `scale` (default `1 / sqrt(head_dim)`).
 
+    With a KV cache, `past_key`/`past_value` (`[batch, num_kv_heads, past,
+    head_dim]`, the layout of ONNX exports' `past_key_values.*`) hold the
+    keys and values of the `past` tokens before the sequence: token `s`
+    attends to the prefix, every past token and tokens `0..s` of the
+    sequence, and the op also returns `present_key`/`present_value`
+    (`[batch, num_kv_heads, past + seq, head_dim]`), the past followed by
+    this sequence's keys and values, to be passed as the next call's past.
+    An empty past (`past = 0`) gives the same result as no past.
+
     ```mlir
     %o = w4a4.attention %q, %k, %v {num_heads = 4 : i64, num_kv_heads = 2 : i64, head_dim = 16 : i64}
         : (tensor<?x?x64xf32>, tensor<?x?x32xf32>, tensor<?x?x32xf32>) -> tensor<?x?x64xf32>
     %p = w4a4.attention %q, %k, %v prefix(%kp, %vp) {num_heads = 4 : i64, num_kv_heads = 2 : i64, head_dim = 16 : i64}
         : (tensor<?x?x64xf32>, tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<4x32xf32>, tensor<4x32xf32>) -> tensor<?x?x64xf32>
+    %o2, %pk2, %pv2 = w4a4.attention %q, %k, %v past(%pk, %pv) {num_heads = 4 : i64, num_kv_heads = 2 : i64, head_dim = 16 : i64}
+        : (tensor<?x?x64xf32>, tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>)
+        -> (tensor<?x?x64xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>)
     ```
   }];
   let arguments = (ins W4A4_FloatTensor:$query, W4A4_FloatTensor:$key,
                        W4A4_FloatTensor:$value,
                        Optional<W4A4_FloatTensor>:$key_prefix,
                        Optional<W4A4_FloatTensor>:$value_prefix,
+                       Optional<W4A4_FloatTensor>:$past_key,
+                       Optional<W4A4_FloatTensor>:$past_value,
                        I64Attr:$num_heads, I64Attr:$num_kv_heads,
                        I64Attr:$head_dim, OptionalAttr<F64Attr>:$scale);
-  let results = (outs W4A4_FloatTensor:$result);
+  // `presents`: none, or present_key and present_value (with a past).
+  let results = (outs W4A4_FloatTensor:$result,
+                      Variadic<W4A4_FloatTensor>:$presents);
+  let extraClassDeclaration = [{
+    /// The present keys / values (the past with this sequence appended),
+    /// null without a KV cache.
+    ::mlir::Value getPresentKey() {
+      return getPresents().size() == 2 ? getPresents()[0] : ::mlir::Value();
+    }
+    ::mlir::Value getPresentValue() {
+      return getPresents().size() == 2 ? getPresents()[1] : ::mlir::Value();
+    }
+  }];
   let assemblyFormat = [{
     $query `,` $key `,` $value (`prefix` `(` $key_prefix^ `,` $value_prefix `)`)?
+    (`past` `(` $past_key^ `,` $past_value `)`)?
     attr-dict `:` functional-type(operands, results)
   }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// cache_positions
+//===----------------------------------------------------------------------===//
+
+def W4A4_CachePositionsOp : W4A4_Op<"cache_positions", [Pure]> {
+  let summary = "Positions of the tokens that follow a KV cache";
+  let description = [{
+    `result[b, s] = past + s` for token ids `ids` (`[batch, seq]`) that
+    follow a KV cache `past_key` (`[batch, num_kv_heads, past, head_dim]`):
+    the RoPE positions of a model that derives them from its past length
+    (onnxruntime-genai's GroupQueryAttention does) rather than taking
+    `position_ids`.
+
+    ```mlir
+    %pos = w4a4.cache_positions %ids, %past_key : (tensor<?x?xi64>, tensor<?x2x?x16xf32>) -> tensor<?x?xi64>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[AnySignlessInteger]>:$ids,
+                       W4A4_FloatTensor:$past_key);
+  let results = (outs RankedTensorOf<[AnySignlessInteger]>:$result);
+  let assemblyFormat =
+      "$ids `,` $past_key attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
 }
 

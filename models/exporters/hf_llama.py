@@ -19,7 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import TINY, llm_inputs, llm_outputs, ours_to_hf, param_map_by_content, save, torch_export, trained
+from common import (TINY, llm_inputs, llm_outputs, ours_to_hf, param_map_by_content, random_decoder, save,
+                    torch_export, trained)
 
 
 class LlamaRMSNorm(nn.Module):
@@ -256,7 +257,12 @@ def build_hf_llama(name="hf_llama"):
 
 
 def build_hf_llama_past(name="hf_llama_past"):
-    decoder = trained("tiny_baseline")
+    return _export_past(trained("tiny_baseline"), name, "Hugging Face LlamaForCausalLM exported with optimum's "
+                        "decoder-with-past convention (past_key_values.{i}.key/value in, present.{i}.key/value out)",
+                        "tiny_baseline")
+
+
+def _export_past(decoder, name, imitates, source):
     cfg = decoder.cfg
     lm = hf_from_decoder(decoder, LlamaForCausalLMWithPast)
     ids, mask, pos, past = dummy(cfg, past_len=3)
@@ -273,10 +279,23 @@ def build_hf_llama_past(name="hf_llama_past"):
         axes[n] = {0: "batch_size", 2: "past_sequence_length + sequence_length"}
     proto = torch_export(lm, (ids, mask, pos, *past), names + past_names, ["logits"] + present_names,
                          axes, opset=17, fold=True)
-    return save(proto, name, cfg, "llama", "Hugging Face LlamaForCausalLM exported with optimum's decoder-with-past "
-                "convention (past_key_values.{i}.key/value in, present.{i}.key/value out)",
-                llm_inputs(cfg, names, past=True), llm_outputs(cfg, past=True), param_map_by_content(proto, decoder),
-                "tiny_baseline", external=True)
+    return save(proto, name, cfg, "llama", imitates, llm_inputs(cfg, names, past=True), llm_outputs(cfg, past=True),
+                param_map_by_content(proto, decoder), source, external=True)
 
 
-BUILDERS = {"hf_llama": build_hf_llama, "hf_llama_past": build_hf_llama_past}
+# hf_llama_gqa_past: the same decoder-with-past export of a GQA model (4
+# query heads, 2 KV heads): repeat_kv expands the past-concatenated keys and
+# values, so the past is read before the GQA repeat; random weights.
+GQA_CFG = dict(vocab_size=4096, hidden=64, layers=2, heads=4, kv_heads=2, head_dim=16, ffn=192, max_seq=512,
+               rope_theta=500000.0, norm_eps=1e-5, tied=False)
+
+
+def build_hf_llama_gqa_past(name="hf_llama_gqa_past"):
+    decoder = random_decoder(11, **GQA_CFG)
+    return _export_past(decoder, name, "Hugging Face LlamaForCausalLM with GQA (num_key_value_heads < num_heads, "
+                        "repeat_kv after the past concat) exported with optimum's decoder-with-past convention",
+                        {"random_seed": 11})
+
+
+BUILDERS = {"hf_llama": build_hf_llama, "hf_llama_past": build_hf_llama_past,
+            "hf_llama_gqa_past": build_hf_llama_gqa_past}

@@ -36,7 +36,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, ".."))
-from check_exports import feeds_for, logits_of, ort_run  # noqa: E402
+from check_exports import feeds_for, logits_of, ort_run, presents_of  # noqa: E402
 from check_runtime import run_logits, run_ppl  # noqa: E402
 from w4a4ref import quant  # noqa: E402
 from w4a4ref.loader import load_decoder, load_manifest  # noqa: E402
@@ -124,6 +124,36 @@ def main():
             e_ref = float(np.abs(got - ref).max() / np.abs(ref).max()) if got.shape == ref.shape else float("inf")
             report(e_ort <= args.tol and e_ref <= args.tol,
                    "logits %-26s vs onnxruntime %.2e  vs torch %.2e" % (name, e_ort, e_ref))
+            # KV cache: the ids in three chunks, each reading the cache the
+            # previous one returned, on onnxruntime (the export's own past /
+            # present convention) and on the raised IR (w4a4-run --kv-split);
+            # the logits of every chunk and the final presents must agree.
+            if any(i["kind"] == "past_key" for i in manifest["inputs"]):
+                cuts = [0, 20, 29, ids.shape[1]]
+                past, chunks = None, []
+                for a, b in zip(cuts, cuts[1:]):
+                    outs = ort_run(onnx_path, feeds_for(manifest, ids[:, a:b], past, a))
+                    chunks.append(logits_of(manifest, outs))
+                    past = presents_of(manifest, outs)
+                ort_kv = np.concatenate(chunks, axis=1).reshape(-1)
+                prefix = os.path.join(tmp, "cache")
+                kv = os.path.join(tmp, "kv.f32")
+                subprocess.run([args.run, raised, "--ids", ",".join(map(str, ids[0])), "--kv-split",
+                                ",".join(map(str, cuts[1:-1])), "--dump-logits", kv, "--dump-cache", prefix],
+                               check=True, capture_output=True, text=True)
+                got_kv = np.fromfile(kv, dtype=np.float32)
+                e_kv = float(np.abs(got_kv - ort_kv).max() / np.abs(ort_kv).max()) \
+                    if got_kv.shape == ort_kv.shape else float("inf")
+                e_cache = 0.0
+                present = manifest["outputs"].get("present", [])
+                for i, o in enumerate(present):
+                    want_p = past[(o["layer"], "key" if o["kind"] == "present_key" else "value")]
+                    got_p = np.fromfile("%s.%d.f32" % (prefix, i), dtype=np.float32)
+                    e_cache = max(e_cache, float(np.abs(got_p - want_p.reshape(-1)).max() / np.abs(want_p).max())
+                                  if got_p.size == want_p.size else float("inf"))
+                report(e_kv <= args.tol and e_cache <= args.tol and len(present) > 0,
+                       "kv     %-26s chunks %s vs onnxruntime: logits %.2e  presents %.2e (%d)" % (
+                           name, cuts[1:-1], e_kv, e_cache, len(present)))
             # Perplexity vs the reference evaluator.
             bos = manifest.get("metadata_props", {}).get("bos_id", 1)
             bos = int(bos)

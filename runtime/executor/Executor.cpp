@@ -51,11 +51,36 @@ Executor::create(ModuleOp module, StringRef entry,
   if (!func || func.isExternal())
     return llvm::createStringError("no function @" + entry.str() +
                                    " with a body in the module");
-  if (func.getNumArguments() != 1 || func.getNumResults() != 1)
+  if (func.getNumArguments() < 1 || func.getNumResults() < 1)
     return llvm::createStringError(
-        "@" + entry.str() + " must take token ids and return one tensor");
+        "@" + entry.str() + " must take token ids and return logits");
   std::unique_ptr<Executor> ex(new Executor());
   ex->func = func;
+  // Inputs: token ids first; then integer [batch, seq] positions and fp32
+  // [batch, kv_heads, past, head_dim] KV-cache pasts with static heads and
+  // head_dim.
+  for (BlockArgument arg : func.getArguments()) {
+    auto t = dyn_cast<RankedTensorType>(arg.getType());
+    bool integer = t && isa<IntegerType>(t.getElementType());
+    std::string which = "@" + entry.str() + " input " +
+                        std::to_string(arg.getArgNumber());
+    if (arg.getArgNumber() == 0) {
+      if (!integer || t.getRank() != 2)
+        return llvm::createStringError(which +
+                                       " must be token ids [batch, seq]");
+      ex->kinds.push_back(InputKind::Ids);
+    } else if (integer && t.getRank() == 2) {
+      ex->kinds.push_back(InputKind::Positions);
+    } else if (t && t.getElementType().isF32() && t.getRank() == 4 &&
+               !t.isDynamicDim(1) && !t.isDynamicDim(3)) {
+      ex->kinds.push_back(InputKind::Past);
+    } else {
+      return llvm::createStringError(
+          which + " is neither position ids [batch, seq] nor a KV-cache past "
+                  "[batch, kv_heads, past, head_dim] of fp32 with static "
+                  "kv_heads and head_dim");
+    }
+  }
   ex->device = device ? std::move(device) : rt::createCpuDevice();
   if (!ex->device->isHost())
     return llvm::createStringError(
@@ -178,10 +203,63 @@ std::vector<int64_t> withLast(std::vector<int64_t> shape, int64_t last) {
 int64_t rowsOf(const HostTensor &t) { return t.numel() / t.shape.back(); }
 } // namespace
 
+std::pair<int64_t, int64_t> Executor::pastDims(unsigned i) const {
+  auto t = cast<RankedTensorType>(
+      cast<func::FuncOp>(func).getArgument(i).getType());
+  return {t.getDimSize(1), t.getDimSize(3)};
+}
+
+llvm::Expected<std::vector<HostTensor>>
+Executor::inputsFor(const std::vector<int64_t> &ids, int64_t batch,
+                    int64_t seq,
+                    const std::vector<HostTensor> &presents) const {
+  if (seq < 0 || batch < 0 || static_cast<int64_t>(ids.size()) != batch * seq)
+    return llvm::createStringError("expected " + std::to_string(batch * seq) +
+                                   " token ids");
+  size_t pasts = llvm::count(kinds, InputKind::Past);
+  if (!presents.empty() && presents.size() != pasts)
+    return llvm::createStringError(
+        "the KV cache has " + std::to_string(presents.size()) +
+        " tensors; the model takes " + std::to_string(pasts));
+  int64_t past = presents.empty() ? 0 : presents[0].shape[2];
+  std::vector<HostTensor> in;
+  size_t nextPast = 0;
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    HostTensor t;
+    t.shape = {batch, seq};
+    if (kinds[i] == InputKind::Ids) {
+      t.ids = std::make_shared<std::vector<int64_t>>(ids);
+    } else if (kinds[i] == InputKind::Positions) {
+      t.ids = std::make_shared<std::vector<int64_t>>(batch * seq);
+      for (int64_t j = 0; j < batch * seq; ++j)
+        (*t.ids)[j] = past + j % seq;
+    } else if (!presents.empty()) {
+      t = presents[nextPast++];
+    } else {
+      auto [heads, dim] = pastDims(i);
+      t = HostTensor::zerosF32({batch, heads, 0, dim});
+    }
+    in.push_back(std::move(t));
+  }
+  return in;
+}
+
 llvm::Expected<HostTensor>
 Executor::run(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
               llvm::function_ref<void(Value, const HostTensor &)> observe) {
-  return execute(ids, batch, seq, observe, -1, -1);
+  auto in = inputsFor(ids, batch, seq);
+  if (!in)
+    return in.takeError();
+  auto out = execute(*in, observe, -1, -1);
+  if (!out)
+    return out.takeError();
+  return std::move((*out)[0]);
+}
+
+llvm::Expected<std::vector<HostTensor>>
+Executor::runAll(const std::vector<HostTensor> &inputs,
+                 llvm::function_ref<void(Value, const HostTensor &)> observe) {
+  return execute(inputs, observe, -1, -1);
 }
 
 llvm::Expected<HostTensor> Executor::runRows(const std::vector<int64_t> &ids,
@@ -191,7 +269,13 @@ llvm::Expected<HostTensor> Executor::runRows(const std::vector<int64_t> &ids,
     return llvm::createStringError(
         "rows [" + std::to_string(begin) + ", " + std::to_string(end) +
         ") are outside the sequence of " + std::to_string(seq));
-  return execute(ids, batch, seq, {}, begin, end);
+  auto in = inputsFor(ids, batch, seq);
+  if (!in)
+    return in.takeError();
+  auto out = execute(*in, {}, begin, end);
+  if (!out)
+    return out.takeError();
+  return std::move((*out)[0]);
 }
 
 /// Positions [begin, end) of a [batch, seq, ...] tensor.
@@ -210,20 +294,54 @@ static HostTensor slicePositions(const HostTensor &t, int64_t begin,
   return s;
 }
 
-llvm::Expected<HostTensor>
-Executor::execute(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
+llvm::Expected<std::vector<HostTensor>>
+Executor::execute(const std::vector<HostTensor> &inputs,
                   llvm::function_ref<void(Value, const HostTensor &)> observe,
                   int64_t begin, int64_t end) {
   auto f = cast<func::FuncOp>(func);
   bool rows = begin >= 0;
-  if (static_cast<int64_t>(ids.size()) != batch * seq || seq < 0)
-    return llvm::createStringError("expected " + std::to_string(batch * seq) +
-                                   " token ids");
+  if (inputs.size() != kinds.size())
+    return llvm::createStringError(
+        "@forward takes " + std::to_string(kinds.size()) + " inputs, got " +
+        std::to_string(inputs.size()));
+  // Every input is checked against what the function expects: ids and
+  // positions [batch, seq] with data, pasts [batch, kv_heads, past,
+  // head_dim] of one past length.
+  if (inputs[0].shape.size() != 2 || !inputs[0].ids ||
+      static_cast<int64_t>(inputs[0].ids->size()) != inputs[0].numel() ||
+      inputs[0].shape[0] < 0 || inputs[0].shape[1] < 0)
+    return llvm::createStringError("input 0: expected token ids [batch, seq]");
+  int64_t batch = inputs[0].shape[0], seq = inputs[0].shape[1], past = -1;
+  for (size_t i = 1; i < inputs.size(); ++i) {
+    const HostTensor &t = inputs[i];
+    std::string which = "input " + std::to_string(i) + ": ";
+    if (kinds[i] == InputKind::Positions) {
+      if (t.shape != std::vector<int64_t>{batch, seq} || !t.ids ||
+          static_cast<int64_t>(t.ids->size()) != batch * seq)
+        return llvm::createStringError(
+            which + "expected position ids [" + std::to_string(batch) + ", " +
+            std::to_string(seq) + "]");
+      for (int64_t p : *t.ids)
+        if (p < 0 || p > (int64_t(1) << 40))
+          return llvm::createStringError(which + "position " +
+                                         std::to_string(p) +
+                                         " is out of range");
+      continue;
+    }
+    auto [heads, dim] = pastDims(i);
+    if (t.shape.size() != 4 || t.shape[0] != batch || t.shape[1] != heads ||
+        t.shape[3] != dim || t.shape[2] < 0 || (t.numel() && !t.f32) ||
+        (past >= 0 && t.shape[2] != past))
+      return llvm::createStringError(
+          which + "expected a KV-cache past [" + std::to_string(batch) + ", " +
+          std::to_string(heads) + ", " +
+          (past >= 0 ? std::to_string(past) : std::string("past")) + ", " +
+          std::to_string(dim) + "] of fp32");
+    past = t.shape[2];
+  }
   llvm::DenseMap<Value, HostTensor> env;
-  HostTensor input;
-  input.shape = {batch, seq};
-  input.ids = std::make_shared<std::vector<int64_t>>(ids);
-  env[f.getArgument(0)] = input;
+  for (size_t i = 0; i < inputs.size(); ++i)
+    env[f.getArgument(i)] = inputs[i];
 
   // Quantized activations, shared by the qlinears reading one input with the
   // same bits and clip (q/k/v, w1/w3): quantized once per run.
@@ -270,6 +388,8 @@ Executor::execute(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
   for (Operation &opRef : f.getBody().front()) {
     Operation *op = &opRef;
     bool inTail = rows && tail.contains(op);
+    // Results after the first (an attention's present keys / values).
+    std::vector<HostTensor> more;
     auto get = [&](Value v) -> HostTensor & {
       HostTensor &t = env[v];
       if (!inTail || !v.getDefiningOp() || tail.contains(v.getDefiningOp()) ||
@@ -322,12 +442,38 @@ Executor::execute(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
                 return opError(op, "expects [batch, seq, features]");
               int64_t hd = r.getHeadDim();
               HostTensor out = alloc(x.shape);
+              if (r.getPositions()) {
+                HostTensor &pos = get(r.getPositions());
+                if (!pos.ids ||
+                    pos.shape != std::vector<int64_t>{x.shape[0], x.shape[1]})
+                  return opError(op, "positions are not [batch, seq] of the "
+                                     "input at run time");
+                TRY(device->ropeAt(stream, x.f32, pos.ids->data(), x.shape[0],
+                                   x.shape[1], x.shape[2] / hd, hd,
+                                   r.getTheta().convertToDouble(),
+                                   r.getPositionOffset(), r.getInterleaved(),
+                                   out.mutableF32()));
+                return out;
+              }
               TRY(device->rope(
                   stream, x.f32, x.shape[0], x.shape[1], x.shape[2] / hd, hd,
                   r.getTheta().convertToDouble(), r.getPositionOffset(),
                   r.getInterleaved(), out.mutableF32()));
               return out;
             })
+            .Case<CachePositionsOp>(
+                [&](CachePositionsOp c) -> llvm::Expected<HostTensor> {
+                  HostTensor &in = get(c.getIds()), &pk = get(c.getPastKey());
+                  if (!in.ids || in.shape.size() != 2 || pk.shape.size() != 4)
+                    return opError(op, "expects ids [batch, seq] and a past "
+                                       "[batch, kv_heads, past, head_dim]");
+                  HostTensor out;
+                  out.shape = in.shape;
+                  out.ids = std::make_shared<std::vector<int64_t>>(in.numel());
+                  for (int64_t j = 0; j < in.numel(); ++j)
+                    (*out.ids)[j] = pk.shape[2] + j % in.shape[1];
+                  return out;
+                })
             .Case<AttentionOp>(
                 [&](AttentionOp a) -> llvm::Expected<HostTensor> {
                   HostTensor &q = get(a.getQuery()), &k = get(a.getKey()),
@@ -344,6 +490,32 @@ Executor::execute(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
                                      ? a.getScale()->convertToDouble()
                                      : 1.0 / std::sqrt(static_cast<double>(hd));
                   HostTensor out = alloc(q.shape);
+                  if (k.shape != v.shape || k.shape.size() != 3 ||
+                      k.shape[0] != q.shape[0] || k.shape[1] != q.shape[1])
+                    return opError(op, "query, key and value shapes differ "
+                                       "at run time");
+                  if (a.getPastKey()) {
+                    HostTensor &pk = get(a.getPastKey()),
+                               &pv = get(a.getPastValue());
+                    int64_t kvh = a.getNumKvHeads();
+                    if (pk.shape.size() != 4 || pk.shape != pv.shape ||
+                        pk.shape[0] != q.shape[0] || pk.shape[1] != kvh ||
+                        pk.shape[3] != hd)
+                      return opError(op, "the KV-cache past is not [batch, "
+                                         "num_kv_heads, past, head_dim]");
+                    int64_t pastLen = pk.shape[2];
+                    HostTensor presentK =
+                        alloc({q.shape[0], kvh, pastLen + q.shape[1], hd});
+                    HostTensor presentV =
+                        alloc({q.shape[0], kvh, pastLen + q.shape[1], hd});
+                    TRY(device->attentionCached(
+                        stream, q.f32, k.f32, v.f32, kp, vp, prefix, pk.f32,
+                        pv.f32, pastLen, q.shape[0], q.shape[1],
+                        a.getNumHeads(), kvh, hd, scale, out.mutableF32(),
+                        presentK.mutableF32(), presentV.mutableF32()));
+                    more = {std::move(presentK), std::move(presentV)};
+                    return out;
+                  }
                   TRY(device->attention(stream, q.f32, k.f32, v.f32, kp, vp,
                                         prefix, q.shape[0], q.shape[1],
                                         a.getNumHeads(), a.getNumKvHeads(), hd,
@@ -469,17 +641,22 @@ Executor::execute(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
       rt::Status done = stream.synchronize();
       if (!done.ok())
         return llvm::createStringError(done.message());
-      HostTensor &out = env[ret.getOperand(0)];
+      std::vector<HostTensor> outs;
+      for (Value v : ret.getOperands())
+        outs.push_back(env[v]);
+      HostTensor &out = outs[0];
       if (rows && out.shape.size() >= 2 && out.shape[1] == seq)
-        return slicePositions(out, begin, end);
-      if (rows && (out.shape.size() < 2 || out.shape[1] != end - begin))
+        out = slicePositions(out, begin, end);
+      else if (rows && (out.shape.size() < 2 || out.shape[1] != end - begin))
         return opError(op, "cannot select positions of the result");
-      return out;
+      return outs;
     }
-    if (op->getNumResults() == 1) {
+    if (op->getNumResults() == more.size() + 1) {
       if (observe)
         observe(op->getResult(0), *result);
       env[op->getResult(0)] = std::move(*result);
+      for (size_t i = 0; i < more.size(); ++i)
+        env[op->getResult(i + 1)] = std::move(more[i]);
     }
     for (Value v : op->getOperands())
       if (lastUse.lookup(v) == op &&

@@ -38,6 +38,11 @@ struct HostTensor {
   float *mutableF32() { return owned ? owned->data() : buffer->f32(); }
 };
 
+/// What a function input of the entry is. The first is always the token
+/// ids; an export that keeps its KV cache also takes position ids and the
+/// past keys / values of every attention.
+enum class InputKind { Ids, Positions, Past };
+
 class Executor {
 public:
   /// Prepares `entry` of `module` (which must outlive the executor) to run
@@ -56,6 +61,26 @@ public:
   run(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
       llvm::function_ref<void(Value, const HostTensor &)> observe = {});
 
+  /// Runs the function on all its inputs (`inputs()` says what each is:
+  /// ids and positions as `ids` tensors [batch, seq], pasts as fp32
+  /// [batch, kv_heads, past, head_dim]) and returns all its results (logits,
+  /// then the present keys / values of a model that keeps its KV cache).
+  llvm::Expected<std::vector<HostTensor>>
+  runAll(const std::vector<HostTensor> &inputs,
+         llvm::function_ref<void(Value, const HostTensor &)> observe = {});
+
+  /// The entry's inputs, in order.
+  const std::vector<InputKind> &inputs() const { return kinds; }
+  /// The [kv_heads, head_dim] of past input `i`.
+  std::pair<int64_t, int64_t> pastDims(unsigned i) const;
+
+  /// The inputs of a call on `ids` [batch, seq] that follows a KV cache
+  /// `presents` (the previous call's results after the logits; none: an
+  /// empty cache): positions past..past+seq-1.
+  llvm::Expected<std::vector<HostTensor>>
+  inputsFor(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
+            const std::vector<HostTensor> &presents = {}) const;
+
   /// Like run(), but only positions [begin, end) of the result are needed
   /// (perplexity scores part of each window): returns [batch, end - begin,
   /// vocab]. The row-wise tail of the function (the ops after the last one
@@ -68,8 +93,8 @@ public:
                                      int64_t end);
 
 private:
-  llvm::Expected<HostTensor>
-  execute(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
+  llvm::Expected<std::vector<HostTensor>>
+  execute(const std::vector<HostTensor> &inputs,
           llvm::function_ref<void(Value, const HostTensor &)> observe,
           int64_t begin, int64_t end);
   Executor() = default;
@@ -77,6 +102,7 @@ private:
   llvm::Error prepareQLinear(Operation *op);
 
   Operation *func = nullptr;
+  std::vector<InputKind> kinds;
   /// The row-wise tail: ops whose every result row depends only on the same
   /// row of their operands, and whose results are used only by the tail or
   /// returned.

@@ -96,6 +96,26 @@ public:
                   scale, out);
     return {};
   }
+  Status ropeAt(Stream &, const float *x, const int64_t *positions,
+                int64_t batch, int64_t seq, int64_t heads, int64_t headDim,
+                double theta, int64_t offset, bool interleaved,
+                float *out) override {
+    rt::ropeAt(x, positions, batch, seq, heads, headDim, theta, offset,
+               interleaved, out);
+    return {};
+  }
+  Status attentionCached(Stream &, const float *q, const float *k,
+                         const float *v, const float *kp, const float *vp,
+                         int64_t prefix, const float *pastK,
+                         const float *pastV, int64_t past, int64_t batch,
+                         int64_t seq, int64_t heads, int64_t kvHeads,
+                         int64_t headDim, double scale, float *out,
+                         float *presentK, float *presentV) override {
+    rt::attentionCached(q, k, v, kp, vp, prefix, pastK, pastV, past, batch,
+                        seq, heads, kvHeads, headDim, scale, out, presentK,
+                        presentV);
+    return {};
+  }
   Status swiglu(Stream &, const float *gate, const float *up, int64_t n,
                 float *out) override {
     rt::swiglu(gate, up, n, out);

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -180,6 +181,34 @@ void rope(const float *x, int64_t batch, int64_t seq, int64_t heads,
   }
 }
 
+void ropeAt(const float *x, const int64_t *positions, int64_t batch,
+            int64_t seq, int64_t heads, int64_t headDim, double theta,
+            int64_t offset, bool interleaved, float *out) {
+  int64_t half = headDim / 2, width = heads * headDim;
+#pragma omp parallel
+  {
+    // cos/sin of the row's position, by the tables' formula (so a row
+    // equals rope()'s for the same position).
+    std::vector<float> c(half), sn(half);
+#pragma omp for schedule(static)
+    for (int64_t bs = 0; bs < batch * seq; ++bs) {
+      int64_t p = positions[bs] + offset;
+      fillRope(theta, headDim, p, p + 1, c.data(), sn.data());
+      for (int64_t h = 0; h < heads; ++h) {
+        const float *xv = x + bs * width + h * headDim;
+        float *o = out + bs * width + h * headDim;
+        for (int64_t i = 0; i < half; ++i) {
+          int64_t a = interleaved ? 2 * i : i,
+                  b = interleaved ? 2 * i + 1 : i + half;
+          float xa = xv[a], xb = xv[b];
+          o[a] = xa * c[i] - xb * sn[i];
+          o[b] = xb * c[i] + xa * sn[i];
+        }
+      }
+    }
+  }
+}
+
 namespace {
 constexpr int64_t kLanes = 16;
 
@@ -290,6 +319,81 @@ void attention(const float *q, const float *k, const float *v, const float *kp,
           }
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t1 - t0,
                       headDim, keys, 1.0f, s.data(), keys, vs, ld, 0.0f,
+                      out + (b * seq + t0) * qWidth + h * headDim, qWidth);
+        }
+  }
+}
+
+void attentionCached(const float *q, const float *k, const float *v,
+                     const float *kp, const float *vp, int64_t prefix,
+                     const float *pastK, const float *pastV, int64_t past,
+                     int64_t batch, int64_t seq, int64_t heads,
+                     int64_t kvHeads, int64_t headDim, double scale,
+                     float *out, float *presentK, float *presentV) {
+  int64_t group = heads / kvHeads, qWidth = heads * headDim,
+          kvWidth = kvHeads * headDim, total = past + seq,
+          n = prefix + total;
+  // present = past ++ this sequence's keys / values, per (batch, kv head).
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t g = 0; g < kvHeads; ++g) {
+      int64_t head = b * kvHeads + g;
+      for (auto [src, seqSrc, dst] :
+           {std::tuple{pastK, k, presentK}, std::tuple{pastV, v, presentV}}) {
+        float *d = dst + head * total * headDim;
+        if (past)
+          std::copy(src + head * past * headDim,
+                    src + (head + 1) * past * headDim, d);
+        for (int64_t t = 0; t < seq; ++t) {
+          const float *r = seqSrc + (b * seq + t) * kvWidth + g * headDim;
+          std::copy(r, r + headDim, d + (past + t) * headDim);
+        }
+      }
+    }
+  float sc = static_cast<float>(scale);
+  constexpr int64_t kQueryBlock = 64;
+  int64_t blocks = (seq + kQueryBlock - 1) / kQueryBlock;
+#pragma omp parallel
+  {
+    std::vector<float> kh, vh, s(kQueryBlock * n);
+    if (prefix) {
+      kh.resize(n * headDim);
+      vh.resize(n * headDim);
+    }
+#pragma omp for collapse(3) schedule(dynamic)
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t blk = 0; blk < blocks; ++blk) {
+          int64_t t0 = (blocks - 1 - blk) * kQueryBlock,
+                  t1 = std::min(seq, t0 + kQueryBlock),
+                  keys = prefix + past + t1;
+          int64_t g = h / group;
+          const float *ks = presentK + (b * kvHeads + g) * total * headDim,
+                      *vs = presentV + (b * kvHeads + g) * total * headDim;
+          if (prefix) {
+            for (int64_t j = 0; j < keys; ++j) {
+              const float *kr = j < prefix ? kp + j * kvWidth + g * headDim
+                                           : ks + (j - prefix) * headDim;
+              const float *vr = j < prefix ? vp + j * kvWidth + g * headDim
+                                           : vs + (j - prefix) * headDim;
+              std::copy(kr, kr + headDim, kh.data() + j * headDim);
+              std::copy(vr, vr + headDim, vh.data() + j * headDim);
+            }
+            ks = kh.data();
+            vs = vh.data();
+          }
+          const float *qh = q + (b * seq + t0) * qWidth + h * headDim;
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t1 - t0, keys,
+                      headDim, sc, qh, qWidth, ks, headDim, 0.0f, s.data(),
+                      keys);
+          for (int64_t t = t0; t < t1; ++t) {
+            float *row = s.data() + (t - t0) * keys;
+            int64_t visible = prefix + past + t + 1;
+            softmaxInPlace(row, visible);
+            std::fill(row + visible, row + keys, 0.0f);
+          }
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t1 - t0,
+                      headDim, keys, 1.0f, s.data(), keys, vs, headDim, 0.0f,
                       out + (b * seq + t0) * qWidth + h * headDim, qWidth);
         }
   }

@@ -55,6 +55,18 @@ static cl::opt<std::string> positionsArg(
     "positions",
     cl::desc("With --ids: compute the logits of positions B:E only "
              "(end exclusive; the row-wise tail runs on those rows)"));
+static cl::opt<std::string> kvSplits(
+    "kv-split",
+    cl::desc("With --ids, for a model that keeps its KV cache: run the ids "
+             "in chunks ending at these comma-separated offsets, each chunk "
+             "reading the cache the previous one returned (the logits are "
+             "the chunks' logits in order)"));
+static cl::opt<std::string> dumpCache(
+    "dump-cache",
+    cl::desc("With --kv-split: write the final KV cache (the present "
+             "outputs, [1, kv_heads, n, head_dim] each) as raw float32 to "
+             "PREFIX.<i>.f32"),
+    cl::value_desc("PREFIX"));
 static cl::opt<bool> allPositions(
     "all-positions",
     cl::desc("Perplexity: compute the logits of every position of each "
@@ -217,9 +229,57 @@ int main(int argc, char **argv) {
         return fail("--positions '" + positionsArg +
                     "': expected B:E with 0 <= B < E <= " + Twine(n));
     }
-    auto logits = positionsArg.empty()
-                      ? (*executor)->run(*ids, 1, n)
-                      : (*executor)->runRows(*ids, 1, n, begin, end);
+    if (!kvSplits.empty() && !positionsArg.empty())
+      return fail("--kv-split and --positions cannot be combined");
+    if (!dumpCache.empty() && kvSplits.empty())
+      return fail("--dump-cache needs --kv-split");
+    llvm::Expected<w4::HostTensor> logits =
+        llvm::createStringError("no logits");
+    if (!kvSplits.empty()) {
+      auto cuts = parseIds(kvSplits, "--kv-split");
+      if (!cuts)
+        return fail(toString(cuts.takeError()));
+      if (!llvm::is_contained((*executor)->inputs(), w4::InputKind::Past))
+        return fail("--kv-split: " + modelPath +
+                    " does not keep a KV cache (no past inputs)");
+      cuts->push_back(n);
+      int64_t at = 0;
+      std::vector<w4::HostTensor> cache, chunks;
+      for (int64_t cut : *cuts) {
+        if (cut <= at || cut > n)
+          return fail("--kv-split '" + kvSplits +
+                      "': expected increasing offsets inside (0, " + Twine(n) +
+                      ")");
+        std::vector<int64_t> part(ids->begin() + at, ids->begin() + cut);
+        auto in = (*executor)->inputsFor(part, 1, cut - at, cache);
+        if (!in)
+          return fail(modelPath + ": " + toString(in.takeError()));
+        auto outs = (*executor)->runAll(*in);
+        if (!outs)
+          return fail(modelPath + ": " + toString(outs.takeError()));
+        chunks.push_back((*outs)[0]);
+        cache.assign(outs->begin() + 1, outs->end());
+        at = cut;
+      }
+      for (size_t i = 0; i < cache.size() && !dumpCache.empty(); ++i) {
+        std::string path = dumpCache + "." + std::to_string(i) + ".f32";
+        std::ofstream out(path, std::ios::binary);
+        out.write(reinterpret_cast<const char *>(cache[i].f32),
+                  cache[i].numel() * 4);
+        if (!out)
+          return fail(path + ": cannot write");
+      }
+      w4::HostTensor all = w4::HostTensor::zerosF32(
+          {1, n, chunks[0].shape.back()});
+      float *dst = all.mutableF32();
+      for (const w4::HostTensor &c : chunks)
+        dst = std::copy(c.f32, c.f32 + c.numel(), dst);
+      logits = std::move(all);
+    } else {
+      logits = positionsArg.empty()
+                   ? (*executor)->run(*ids, 1, n)
+                   : (*executor)->runRows(*ids, 1, n, begin, end);
+    }
     if (!logits)
       return fail(modelPath + ": " + toString(logits.takeError()));
     outs() << "logits [" << logits->shape[0] << ", " << logits->shape[1] << ", "

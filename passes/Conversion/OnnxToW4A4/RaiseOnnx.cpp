@@ -553,17 +553,32 @@ Value matchSplitHeads(Value v4) {
 /// The KV heads of `v` repeated for GQA -> (the unrepeated value, repeat
 /// factor): Reshape(Expand|Tile(Unsqueeze(x, 2))) (repeat_kv), Gather(x,
 /// [0,0,1,1,...], axis 1) (index_select); anything else -> (v, 1). A
-/// Concat with an empty past KV input on the sequence axis is skipped too.
-std::pair<Value, int64_t> skipRepeatKV(Value v) {
+/// Concat with a past KV input on the sequence axis (before or after the
+/// repeat) is skipped too; that input is returned in `past`.
+std::pair<Value, int64_t> skipRepeatKVOnly(Value v);
+
+Value skipPastConcat(Value v, Value &past) {
   if (OnnxOp cat = def(v, "Concat");
       cat && cat.getNumOperands() == 2 && attrInt(cat, "axis", 0) % 4 == 2)
     if (auto arg = dyn_cast<BlockArgument>(cat.getOperand(0))) {
       auto f = cast<func::FuncOp>(arg.getOwner()->getParentOp());
       auto name =
           f.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "w4a4.name");
-      if (name && name.getValue().contains("past"))
-        v = cat.getOperand(1);
+      if (name && name.getValue().contains("past")) {
+        past = arg;
+        return cat.getOperand(1);
+      }
     }
+  return v;
+}
+
+std::pair<Value, int64_t> skipRepeatKV(Value v, Value &past) {
+  std::pair<Value, int64_t> r = skipRepeatKVOnly(skipPastConcat(v, past));
+  r.first = skipPastConcat(r.first, past);
+  return r;
+}
+
+std::pair<Value, int64_t> skipRepeatKVOnly(Value v) {
   auto heads = [](Value x) {
     auto t = rankedFloat(x);
     return t && t.getRank() == 4 && !t.isDynamicDim(1) ? t.getDimSize(1)
@@ -631,6 +646,114 @@ bool dependsOn(Value v, Value target, int depth = 0) {
     if (dependsOn(operand, target, depth + 1))
       return true;
   return false;
+}
+
+/// Whether the model keeps its KV cache: dropPresentOutputs set its
+/// present.* outputs aside (`w4a4.present_names`) to be returned again by
+/// the raised attention ops.
+bool keepsKVCache(func::FuncOp f) {
+  return f && f->hasAttr("w4a4.present_names");
+}
+
+/// The first function input whose ONNX name contains `part`.
+BlockArgument namedArg(func::FuncOp f, StringRef part) {
+  for (unsigned i = 0; i < f.getNumArguments(); ++i)
+    if (auto name = f.getArgAttrOfType<StringAttr>(i, "w4a4.name"))
+      if (name.getValue().contains(part))
+        return f.getArgument(i);
+  return {};
+}
+
+/// The positions operand of a RoPE in a model that keeps its KV cache:
+/// the position_ids input when `source` (what computes the rotation) reads
+/// it; else, when the positions follow the past (`fromPast`, or `source`
+/// reads a past input), cache_positions of the token ids after `past`;
+/// else none (positions 0..n-1, as the model computes them).
+Value ropePositions(PatternRewriter &rewriter, Location loc, func::FuncOp f,
+                    Value source, Value past, bool fromPast = false) {
+  if (!keepsKVCache(f))
+    return {};
+  if (BlockArgument pos = namedArg(f, "position_ids");
+      pos && dependsOn(source, pos)) {
+    auto t = dyn_cast<RankedTensorType>(pos.getType());
+    if (t && t.getRank() == 2 && isa<IntegerType>(t.getElementType()))
+      return pos;
+  }
+  if (!past)
+    return {};
+  if (!fromPast)
+    for (BlockArgument arg : f.getArguments())
+      if (auto name = f.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
+                                                     "w4a4.name"))
+        fromPast |= name.getValue().contains("past") && dependsOn(source, arg);
+  if (!fromPast)
+    return {};
+  Value ids;
+  f.walk([&](EmbeddingOp e) {
+    if (!ids)
+      ids = e.getIds();
+  });
+  auto it = ids ? dyn_cast<RankedTensorType>(ids.getType()) : nullptr;
+  if (!it || it.getRank() != 2)
+    return {};
+  return CachePositionsOp::create(rewriter, loc,
+                                  RankedTensorType::get(it.getShape(),
+                                                        rewriter.getI64Type()),
+                                  ids, past)
+      .getResult();
+}
+
+Value createRope(PatternRewriter &rewriter, Location loc, Value flat,
+                 int64_t headDim, double theta, bool interleaved,
+                 Value positions = {}) {
+  return RoPEOp::create(rewriter, loc, flat.getType(), flat, positions,
+                        rewriter.getI64IntegerAttr(headDim),
+                        rewriter.getF64FloatAttr(theta),
+                        rewriter.getI64IntegerAttr(0),
+                        interleaved ? rewriter.getUnitAttr() : UnitAttr())
+      .getResult();
+}
+
+/// attention(q, k, v), reading and writing the KV cache when `pastK` and
+/// `pastV` (past inputs [batch, kv_heads, past, head_dim]) are given.
+AttentionOp createAttention(PatternRewriter &rewriter, Location loc, Value q,
+                            Value k, Value v, int64_t heads, int64_t kvHeads,
+                            int64_t headDim, double scale, Value pastK = {},
+                            Value pastV = {}) {
+  bool standard =
+      scale == 0 ||
+      std::abs(scale * std::sqrt(static_cast<double>(headDim)) - 1.0) < 1e-6;
+  SmallVector<Type> presents;
+  auto qt = cast<RankedTensorType>(q.getType());
+  if (pastK && pastV &&
+      cast<RankedTensorType>(pastK.getType()).getElementType() ==
+          qt.getElementType() &&
+      pastV.getType() == pastK.getType()) {
+    presents.assign(2, RankedTensorType::get({qt.getDimSize(0), kvHeads,
+                                              ShapedType::kDynamic, headDim},
+                                             qt.getElementType()));
+  } else {
+    pastK = pastV = Value();
+  }
+  return AttentionOp::create(
+      rewriter, loc, q.getType(), presents, q, k, v, Value(), Value(),
+      pastK, pastV, rewriter.getI64IntegerAttr(heads),
+      rewriter.getI64IntegerAttr(kvHeads), rewriter.getI64IntegerAttr(headDim),
+      standard ? FloatAttr() : rewriter.getF64FloatAttr(scale));
+}
+
+/// A past input of the KV cache that a raised attention may read: a
+/// function input named like `past` [batch, kv_heads, past, head_dim] in a
+/// model that keeps its cache.
+bool isKeptPast(Value v, int64_t kvHeads, int64_t headDim) {
+  auto arg = dyn_cast_or_null<BlockArgument>(v);
+  auto f = arg ? dyn_cast<func::FuncOp>(arg.getOwner()->getParentOp())
+               : func::FuncOp();
+  auto t = arg ? dyn_cast<RankedTensorType>(arg.getType()) : nullptr;
+  return keepsKVCache(f) && t && t.getRank() == 4 &&
+         isa<FloatType>(t.getElementType()) &&
+         (t.isDynamicDim(1) || t.getDimSize(1) == kvHeads) &&
+         (t.isDynamicDim(3) || t.getDimSize(3) == headDim);
 }
 
 /// A weight or constant of rank >= 2 in the subgraph of `v` whose last dim
@@ -962,9 +1085,10 @@ struct RaiseAttention : OpRewritePattern<OnnxOp> {
       return debugFailure(rewriter, op, "k is not transposed by [0, 1, 3, 2]");
     Value qv = stripScale(qk.getOperand(0), scale);
     Value kv = stripScale(kt.getOperand(0), scale);
-    auto [kBase, kRep] = skipRepeatKV(kv);
+    Value pastK, pastV;
+    auto [kBase, kRep] = skipRepeatKV(kv, pastK);
     kBase = stripScale(kBase, scale);
-    auto [vBase, vRep] = skipRepeatKV(pv.getOperand(1));
+    auto [vBase, vRep] = skipRepeatKV(pv.getOperand(1), pastV);
     // A heads-last RoPE is followed by the transpose to heads-first.
     if (OnnxOp t = def(qv, "Transpose");
         t && attrInts(t, "perm") == SmallVector<int64_t>{0, 2, 1, 3} &&
@@ -1003,14 +1127,13 @@ struct RaiseAttention : OpRewritePattern<OnnxOp> {
     if (heads % kvHeads || kRep != vRep || kvHeads * kRep != heads)
       return debugFailure(rewriter, op, "GQA head counts do not match");
     Location loc = op.getLoc();
+    if (!isKeptPast(pastK, kvHeads, headDim) ||
+        !isKeptPast(pastV, kvHeads, headDim))
+      pastK = pastV = Value();
+    Value positions = ropePositions(rewriter, loc, func, qv, pastK);
     auto rope = [&](Value flat) {
-      return RoPEOp::create(rewriter, loc, flat.getType(), flat,
-                            rewriter.getI64IntegerAttr(headDim),
-                            rewriter.getF64FloatAttr(qRope->theta),
-                            rewriter.getI64IntegerAttr(0),
-                            qRope->interleaved ? rewriter.getUnitAttr()
-                                               : UnitAttr())
-          .getResult();
+      return createRope(rewriter, loc, flat, headDim, qRope->theta,
+                        qRope->interleaved, positions);
     };
     Value q = rope(qFlat), k = rope(kFlat);
     // Constant tables bound the positions the exported model supports.
@@ -1021,13 +1144,9 @@ struct RaiseAttention : OpRewritePattern<OnnxOp> {
           module->setAttr("w4a4.max_positions",
                           rewriter.getI64IntegerAttr(rows));
       }
-    rewriter.replaceOpWithNewOp<AttentionOp>(
-        op, qFlat.getType(), q, k, vFlat, Value(), Value(),
-        rewriter.getI64IntegerAttr(heads), rewriter.getI64IntegerAttr(kvHeads),
-        rewriter.getI64IntegerAttr(headDim),
-        std::abs(scale * std::sqrt(static_cast<double>(headDim)) - 1.0) < 1e-6
-            ? FloatAttr()
-            : rewriter.getF64FloatAttr(scale));
+    AttentionOp attn = createAttention(rewriter, loc, q, k, vFlat, heads,
+                                       kvHeads, headDim, scale, pastK, pastV);
+    rewriter.replaceOp(op, attn.getResult());
     return success();
   }
 };
@@ -1136,16 +1255,6 @@ void boundPositions(Operation *op, PatternRewriter &rewriter, int64_t rows) {
   }
 }
 
-Value createRope(PatternRewriter &rewriter, Location loc, Value flat,
-                 int64_t headDim, double theta, bool interleaved) {
-  return RoPEOp::create(rewriter, loc, flat.getType(), flat,
-                        rewriter.getI64IntegerAttr(headDim),
-                        rewriter.getF64FloatAttr(theta),
-                        rewriter.getI64IntegerAttr(0),
-                        interleaved ? rewriter.getUnitAttr() : UnitAttr())
-      .getResult();
-}
-
 /// com.microsoft.RotaryEmbedding(x, position_ids, cos_cache, sin_cache) and
 /// opset-23 RotaryEmbedding(x, cos_cache, sin_cache, position_ids) on
 /// [batch, seq, heads * head_dim] -> rope.
@@ -1180,26 +1289,15 @@ struct RaiseRotaryEmbedding : OpRewritePattern<OnnxOp> {
     if (!theta || !arePositions(pos, op->getParentOfType<func::FuncOp>(), why))
       return debugFailure(rewriter, op, "rotary: " + why);
     boundPositions(op, rewriter, rows);
+    auto func = op->getParentOfType<func::FuncOp>();
+    Value positions = ropePositions(rewriter, op.getLoc(), func, pos,
+                                    namedArg(func, "past"));
     rewriter.replaceOp(op, createRope(rewriter, op.getLoc(), x, d, *theta,
-                                      attrInt(op, "interleaved", 0) != 0));
+                                      attrInt(op, "interleaved", 0) != 0,
+                                      positions));
     return success();
   }
 };
-
-Value createAttention(PatternRewriter &rewriter, Location loc, Value q, Value k,
-                      Value v, int64_t heads, int64_t kvHeads, int64_t headDim,
-                      double scale) {
-  bool standard =
-      scale == 0 ||
-      std::abs(scale * std::sqrt(static_cast<double>(headDim)) - 1.0) < 1e-6;
-  return AttentionOp::create(rewriter, loc, q.getType(), q, k, v, Value(),
-                             Value(), rewriter.getI64IntegerAttr(heads),
-                             rewriter.getI64IntegerAttr(kvHeads),
-                             rewriter.getI64IntegerAttr(headDim),
-                             standard ? FloatAttr()
-                                      : rewriter.getF64FloatAttr(scale))
-      .getResult();
-}
 
 /// The fused attention ops on [batch, seq, width] q, k, v with an empty or
 /// absent past, causal, no padding, their KV outputs unused:
@@ -1227,7 +1325,8 @@ struct RaiseFusedAttention : OpRewritePattern<OnnxOp> {
                           type + ": needs separate 3-D q, k and v");
     for (unsigned i = 1; i < op.getNumResults(); ++i)
       if (!op.getResult(i).use_empty())
-        return debugFailure(rewriter, op, type + ": KV outputs are used");
+        return debugFailure(rewriter, op,
+                            type + ": KV outputs are used by the graph");
     int64_t heads, kvHeads;
     double scale = attrFloat(op, "scale", 0.0);
     int64_t pastAt;
@@ -1280,6 +1379,10 @@ struct RaiseFusedAttention : OpRewritePattern<OnnxOp> {
         kt.getDimSize(2) != kvHeads * headDim)
       return debugFailure(rewriter, op, type + ": k/v widths");
     Location loc = op.getLoc();
+    Value pastK = onnxInput(op, pastAt), pastV = onnxInput(op, pastAt + 1);
+    if (!isKeptPast(pastK, kvHeads, headDim) ||
+        !isKeptPast(pastV, kvHeads, headDim))
+      pastK = pastV = Value();
     if (gqa && attrInt(op, "do_rotary", 0)) {
       int64_t rows = 0;
       auto theta =
@@ -1288,12 +1391,15 @@ struct RaiseFusedAttention : OpRewritePattern<OnnxOp> {
         return debugFailure(rewriter, op, "GQA rotary: " + why);
       boundPositions(op, rewriter, rows);
       bool inter = attrInt(op, "rotary_interleaved", 0) != 0;
-      q = createRope(rewriter, loc, q, headDim, *theta, inter);
-      k = createRope(rewriter, loc, k, headDim, *theta, inter);
+      // GroupQueryAttention's rotary positions follow the past (seqlens_k).
+      Value positions = ropePositions(rewriter, loc, func, Value(), pastK,
+                                      /*fromPast=*/true);
+      q = createRope(rewriter, loc, q, headDim, *theta, inter, positions);
+      k = createRope(rewriter, loc, k, headDim, *theta, inter, positions);
     }
-    Value out =
-        createAttention(rewriter, loc, q, k, v, heads, kvHeads, headDim, scale);
-    rewriter.replaceAllUsesWith(op.getResult(0), out);
+    AttentionOp attn = createAttention(rewriter, loc, q, k, v, heads, kvHeads,
+                                       headDim, scale, pastK, pastV);
+    rewriter.replaceAllUsesWith(op.getResult(0), attn.getResult());
     rewriter.eraseOp(op); // its KV outputs are unused (checked above)
     return success();
   }
@@ -1573,24 +1679,32 @@ std::string expectedOp(Operation *op) {
   return "";
 }
 
-/// Before raising: KV-cache outputs (present.*) are not part of the raised
-/// interface yet (the model runs without a past); they leave the function
-/// and what only fed them is erased, so the attention blocks that produced
-/// them can be raised.
+/// Before raising: KV-cache outputs (present.*) leave the function and
+/// what only fed them is erased, so the attention blocks that produced them
+/// can be raised. When the model also has past inputs, their names are
+/// kept (`w4a4.present_names`): the raised attention ops read the past and
+/// return the present, and cleanUpInterface returns them again.
 void dropPresentOutputs(ModuleOp module) {
   for (auto func : module.getOps<func::FuncOp>()) {
-    SmallVector<Attribute> assumed;
-    // KV-cache outputs (present.*) are not part of the raised interface
-    // yet: the model runs without a past; what read them becomes dead.
+    SmallVector<Attribute> names;
     llvm::BitVector dropResults(func.getNumResults());
     for (unsigned i = 0; i < func.getNumResults(); ++i)
       if (auto name = func.getResultAttrOfType<StringAttr>(i, "w4a4.name"))
         if (name.getValue().starts_with("present") &&
             func.getNumResults() > 1) {
           dropResults.set(i);
-          assumed.push_back(StringAttr::get(
-              module.getContext(), name.getValue() + ": not returned"));
+          names.push_back(name);
         }
+    bool hasPast = static_cast<bool>(namedArg(func, "past"));
+    if (!names.empty() && hasPast)
+      func->setAttr("w4a4.present_names",
+                    ArrayAttr::get(module.getContext(), names));
+    SmallVector<Attribute> assumed;
+    if (!hasPast)
+      for (Attribute n : names)
+        assumed.push_back(StringAttr::get(
+            module.getContext(),
+            cast<StringAttr>(n).getValue() + ": not returned"));
     if (dropResults.any()) {
       auto ret = cast<func::ReturnOp>(func.front().getTerminator());
       SmallVector<Value> keep;
@@ -1615,13 +1729,99 @@ void dropPresentOutputs(ModuleOp module) {
   }
 }
 
+/// The present output an export pairs with past input `past`:
+/// past_key_values.0.key -> present.0.key, past_key_0 -> present_key_0.
+std::string presentNameFor(StringRef past) {
+  std::string n = past.str();
+  for (StringRef from : {"past_key_values", "past"})
+    if (size_t at = n.find(from.str()); at != std::string::npos)
+      return n.replace(at, from.size(), "present");
+  return n;
+}
+
+/// After raising, in a model that keeps its KV cache: the attention ops'
+/// present keys and values become function results again, in the order and
+/// under the names of the export's present.* outputs (paired with the past
+/// inputs by name, else by order).
+LogicalResult returnPresents(func::FuncOp func) {
+  auto names = func->getAttrOfType<ArrayAttr>("w4a4.present_names");
+  if (!names)
+    return success();
+  func->removeAttr("w4a4.present_names");
+  SmallVector<std::pair<unsigned, Value>> pasts; // (past arg, present)
+  func.walk([&](AttentionOp a) {
+    if (a.getPastKey()) {
+      pasts.push_back({cast<BlockArgument>(a.getPastKey()).getArgNumber(),
+                       a.getPresentKey()});
+      pasts.push_back({cast<BlockArgument>(a.getPastValue()).getArgNumber(),
+                       a.getPresentValue()});
+    }
+  });
+  ModuleOp module = func->getParentOfType<ModuleOp>();
+  if (pasts.empty()) {
+    // No attention reads the past: the model runs without one.
+    SmallVector<Attribute> assumed;
+    if (auto old = module->getAttrOfType<ArrayAttr>("w4a4.assumed_inputs"))
+      assumed.assign(old.begin(), old.end());
+    for (Attribute n : names)
+      assumed.push_back(StringAttr::get(
+          func.getContext(), cast<StringAttr>(n).getValue() + ": not returned"));
+    module->setAttr("w4a4.assumed_inputs",
+                    ArrayAttr::get(func.getContext(), assumed));
+    return success();
+  }
+  llvm::sort(pasts, [](auto &a, auto &b) { return a.first < b.first; });
+  auto pastName = [&](unsigned arg) {
+    auto n = func.getArgAttrOfType<StringAttr>(arg, "w4a4.name");
+    return n ? n.getValue() : StringRef();
+  };
+  SmallVector<Value> presents;
+  bool byName = true;
+  for (Attribute n : names) {
+    StringRef want = cast<StringAttr>(n).getValue();
+    auto it = llvm::find_if(pasts, [&](auto &p) {
+      return presentNameFor(pastName(p.first)) == want;
+    });
+    if (it == pasts.end()) {
+      byName = false;
+      break;
+    }
+    presents.push_back(it->second);
+  }
+  if (!byName) {
+    if (pasts.size() != names.size())
+      return func.emitError()
+             << "the export returns " << names.size()
+             << " present KV outputs but " << pasts.size()
+             << " raised attention inputs read a past (the past inputs and "
+                "present outputs do not pair up)";
+    presents.clear();
+    for (auto &p : pasts)
+      presents.push_back(p.second);
+  }
+  auto ret = cast<func::ReturnOp>(func.front().getTerminator());
+  SmallVector<Value> values(ret.getOperands());
+  unsigned first = values.size();
+  values.append(presents.begin(), presents.end());
+  OpBuilder b(ret);
+  func::ReturnOp::create(b, ret.getLoc(), values);
+  ret.erase();
+  for (Value p : presents)
+    (void)func.insertResult(func.getNumResults(), p.getType(), {});
+  for (unsigned i = 0; i < names.size(); ++i)
+    func.setResultAttr(first + i, "w4a4.name", names[i]);
+  return success();
+}
+
 /// After raising: stage 1's symbolic dims leave the function arguments, and
 /// the inputs real exports have besides input_ids (attention_mask,
 /// position_ids, an empty KV past) are dropped when nothing reads them any
 /// more; what the raised model assumes of them is recorded in
 /// `w4a4.assumed_inputs`.
-void cleanUpInterface(ModuleOp module) {
+LogicalResult cleanUpInterface(ModuleOp module) {
   for (auto func : module.getOps<func::FuncOp>()) {
+    if (failed(returnPresents(func)))
+      return failure();
     // Logits computed for the register prefix too: the raised model returns
     // the token positions' logits (the prefix is stripped before the final
     // norm, which is row-wise).
@@ -1653,8 +1853,10 @@ void cleanUpInterface(ModuleOp module) {
     if (auto old = module->getAttrOfType<ArrayAttr>("w4a4.assumed_inputs"))
       assumed.assign(old.begin(), old.end());
     for (unsigned i = 0; i < func.getNumResults(); ++i)
-      func.removeResultAttr(i,
-                            StringAttr::get(module.getContext(), "w4a4.name"));
+      if (auto n = func.getResultAttrOfType<StringAttr>(i, "w4a4.name");
+          n && !n.getValue().starts_with("present"))
+        func.removeResultAttr(
+            i, StringAttr::get(module.getContext(), "w4a4.name"));
     llvm::BitVector erase(func.getNumArguments());
     for (unsigned i = 0; i < func.getNumArguments(); ++i) {
       func.removeArgAttr(i, "w4a4.dims");
@@ -1680,6 +1882,7 @@ void cleanUpInterface(ModuleOp module) {
                       ArrayAttr::get(module.getContext(), assumed));
     }
   }
+  return success();
 }
 
 struct W4A4RaiseOnnxPass
@@ -1698,7 +1901,8 @@ struct W4A4RaiseOnnxPass
         return signalPassFailure();
       }
     }
-    cleanUpInterface(module);
+    if (failed(cleanUpInterface(module)))
+      return signalPassFailure();
     if (!requireFullyRaised)
       return;
     OnnxOp left;

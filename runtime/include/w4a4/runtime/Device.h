@@ -82,6 +82,22 @@ public:
                            int64_t prefix, int64_t batch, int64_t seq,
                            int64_t heads, int64_t kvHeads, int64_t headDim,
                            double scale, float *out) = 0;
+  /// rope() with per-token positions [batch * seq] (plus offset).
+  virtual Status ropeAt(Stream &s, const float *x, const int64_t *positions,
+                        int64_t batch, int64_t seq, int64_t heads,
+                        int64_t headDim, double theta, int64_t offset,
+                        bool interleaved, float *out) = 0;
+  /// attention() reading the KV cache pastK/pastV [batch, kvHeads, past,
+  /// headDim] and writing presentK/presentV [batch, kvHeads, past + seq,
+  /// headDim].
+  virtual Status attentionCached(Stream &s, const float *q, const float *k,
+                                 const float *v, const float *kp,
+                                 const float *vp, int64_t prefix,
+                                 const float *pastK, const float *pastV,
+                                 int64_t past, int64_t batch, int64_t seq,
+                                 int64_t heads, int64_t kvHeads,
+                                 int64_t headDim, double scale, float *out,
+                                 float *presentK, float *presentV) = 0;
   virtual Status swiglu(Stream &s, const float *gate, const float *up,
                         int64_t n, float *out) = 0;
   virtual Status add(Stream &s, const float *a, const float *b, int64_t n,

@@ -49,6 +49,24 @@ void attention(const float *q, const float *k, const float *v, const float *kp,
                int64_t heads, int64_t kvHeads, int64_t headDim, double scale,
                float *out);
 
+/// rope() with per-token positions: token s of batch b has position
+/// positions[b * seq + s] + offset (>= 0, checked by the caller).
+void ropeAt(const float *x, const int64_t *positions, int64_t batch,
+            int64_t seq, int64_t heads, int64_t headDim, double theta,
+            int64_t offset, bool interleaved, float *out);
+
+/// attention() that reads and writes a KV cache: pastK, pastV [batch,
+/// kvHeads, past, d] (the tokens before the sequence) and the sequence's k,
+/// v [batch, seq, kvHeads * d] are written to presentK, presentV [batch,
+/// kvHeads, past + seq, d]; token s sees the prefix, the past and tokens
+/// 0..s of the sequence.
+void attentionCached(const float *q, const float *k, const float *v,
+                     const float *kp, const float *vp, int64_t prefix,
+                     const float *pastK, const float *pastV, int64_t past,
+                     int64_t batch, int64_t seq, int64_t heads,
+                     int64_t kvHeads, int64_t headDim, double scale,
+                     float *out, float *presentK, float *presentV);
+
 /// out = silu(gate) * up, elementwise.
 void swiglu(const float *gate, const float *up, int64_t n, float *out);
 
