@@ -102,9 +102,9 @@ struct FoldRegistersPass
       auto folded = AttentionOp::create(
           b, a.getLoc(), a.getResult().getType(),
           TypeRange(a.getPresents().getTypes()), a.getQuery(), a.getKey(),
-          a.getValue(),
-          kp, vp, a.getPastKey(), a.getPastValue(), a.getNumHeadsAttr(),
-          a.getNumKvHeadsAttr(), a.getHeadDimAttr(), a.getScaleAttr());
+          a.getValue(), kp, vp, a.getPastKey(), a.getPastValue(),
+          a.getNumHeadsAttr(), a.getNumKvHeadsAttr(), a.getHeadDimAttr(),
+          a.getScaleAttr());
       a.replaceAllUsesWith(folded.getResults());
       a.erase();
     }

@@ -293,7 +293,8 @@ LogicalResult AttentionOp::verify() {
     // attention_c11
     for (RankedTensorType t :
          {pkt, pvt, rankedType(getPresentKey()), rankedType(getPresentValue())})
-      if (t.getRank() != 4 || !dimsCompatible(t.getDimSize(0), q.getDimSize(0)) ||
+      if (t.getRank() != 4 ||
+          !dimsCompatible(t.getDimSize(0), q.getDimSize(0)) ||
           !dimsCompatible(t.getDimSize(1), kvHeads) ||
           !dimsCompatible(t.getDimSize(3), headDim))
         return emitOpError("(attention_c11) expects past and present keys and "
@@ -318,8 +319,8 @@ LogicalResult AttentionOp::verify() {
   }
   // attention_c9
   return verifySameElementType(*this, "attention_c9",
-                               {getQuery(), getKey(), getValue(), kp, vp,
-                                pk, pv, getPresentKey(), getPresentValue()});
+                               {getQuery(), getKey(), getValue(), kp, vp, pk,
+                                pv, getPresentKey(), getPresentValue()});
 }
 
 //===----------------------------------------------------------------------===//

@@ -52,8 +52,8 @@ Executor::create(ModuleOp module, StringRef entry,
     return llvm::createStringError("no function @" + entry.str() +
                                    " with a body in the module");
   if (func.getNumArguments() < 1 || func.getNumResults() < 1)
-    return llvm::createStringError(
-        "@" + entry.str() + " must take token ids and return logits");
+    return llvm::createStringError("@" + entry.str() +
+                                   " must take token ids and return logits");
   std::unique_ptr<Executor> ex(new Executor());
   ex->func = func;
   // Inputs: token ids first; then integer [batch, seq] positions and fp32
@@ -62,8 +62,8 @@ Executor::create(ModuleOp module, StringRef entry,
   for (BlockArgument arg : func.getArguments()) {
     auto t = dyn_cast<RankedTensorType>(arg.getType());
     bool integer = t && isa<IntegerType>(t.getElementType());
-    std::string which = "@" + entry.str() + " input " +
-                        std::to_string(arg.getArgNumber());
+    std::string which =
+        "@" + entry.str() + " input " + std::to_string(arg.getArgNumber());
     if (arg.getArgNumber() == 0) {
       if (!integer || t.getRank() != 2)
         return llvm::createStringError(which +
@@ -204,14 +204,13 @@ int64_t rowsOf(const HostTensor &t) { return t.numel() / t.shape.back(); }
 } // namespace
 
 std::pair<int64_t, int64_t> Executor::pastDims(unsigned i) const {
-  auto t = cast<RankedTensorType>(
-      cast<func::FuncOp>(func).getArgument(i).getType());
+  auto t =
+      cast<RankedTensorType>(cast<func::FuncOp>(func).getArgument(i).getType());
   return {t.getDimSize(1), t.getDimSize(3)};
 }
 
 llvm::Expected<std::vector<HostTensor>>
-Executor::inputsFor(const std::vector<int64_t> &ids, int64_t batch,
-                    int64_t seq,
+Executor::inputsFor(const std::vector<int64_t> &ids, int64_t batch, int64_t seq,
                     const std::vector<HostTensor> &presents) const {
   if (seq < 0 || batch < 0 || static_cast<int64_t>(ids.size()) != batch * seq)
     return llvm::createStringError("expected " + std::to_string(batch * seq) +
@@ -318,14 +317,13 @@ Executor::execute(const std::vector<HostTensor> &inputs,
     if (kinds[i] == InputKind::Positions) {
       if (t.shape != std::vector<int64_t>{batch, seq} || !t.ids ||
           static_cast<int64_t>(t.ids->size()) != batch * seq)
-        return llvm::createStringError(
-            which + "expected position ids [" + std::to_string(batch) + ", " +
-            std::to_string(seq) + "]");
+        return llvm::createStringError(which + "expected position ids [" +
+                                       std::to_string(batch) + ", " +
+                                       std::to_string(seq) + "]");
       for (int64_t p : *t.ids)
         if (p < 0 || p > (int64_t(1) << 40))
-          return llvm::createStringError(which + "position " +
-                                         std::to_string(p) +
-                                         " is out of range");
+          return llvm::createStringError(
+              which + "position " + std::to_string(p) + " is out of range");
       continue;
     }
     auto [heads, dim] = pastDims(i);

@@ -106,13 +106,13 @@ public:
   }
   Status attentionCached(Stream &, const float *q, const float *k,
                          const float *v, const float *kp, const float *vp,
-                         int64_t prefix, const float *pastK,
-                         const float *pastV, int64_t past, int64_t batch,
-                         int64_t seq, int64_t heads, int64_t kvHeads,
-                         int64_t headDim, double scale, float *out,
-                         float *presentK, float *presentV) override {
-    rt::attentionCached(q, k, v, kp, vp, prefix, pastK, pastV, past, batch,
-                        seq, heads, kvHeads, headDim, scale, out, presentK,
+                         int64_t prefix, const float *pastK, const float *pastV,
+                         int64_t past, int64_t batch, int64_t seq,
+                         int64_t heads, int64_t kvHeads, int64_t headDim,
+                         double scale, float *out, float *presentK,
+                         float *presentV) override {
+    rt::attentionCached(q, k, v, kp, vp, prefix, pastK, pastV, past, batch, seq,
+                        heads, kvHeads, headDim, scale, out, presentK,
                         presentV);
     return {};
   }

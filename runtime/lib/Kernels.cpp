@@ -327,12 +327,11 @@ void attention(const float *q, const float *k, const float *v, const float *kp,
 void attentionCached(const float *q, const float *k, const float *v,
                      const float *kp, const float *vp, int64_t prefix,
                      const float *pastK, const float *pastV, int64_t past,
-                     int64_t batch, int64_t seq, int64_t heads,
-                     int64_t kvHeads, int64_t headDim, double scale,
-                     float *out, float *presentK, float *presentV) {
+                     int64_t batch, int64_t seq, int64_t heads, int64_t kvHeads,
+                     int64_t headDim, double scale, float *out, float *presentK,
+                     float *presentV) {
   int64_t group = heads / kvHeads, qWidth = heads * headDim,
-          kvWidth = kvHeads * headDim, total = past + seq,
-          n = prefix + total;
+          kvWidth = kvHeads * headDim, total = past + seq, n = prefix + total;
   // present = past ++ this sequence's keys / values, per (batch, kv head).
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < batch; ++b)

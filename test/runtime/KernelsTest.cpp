@@ -193,6 +193,114 @@ TEST(Kernels, AttentionGQAWithPrefix) {
   }
 }
 
+TEST(Kernels, RoPEAtPositions) {
+  int64_t batch = 2, seq = 6, heads = 2, d = 16;
+  auto x = randn(batch * seq * heads * d);
+  // Per-token positions (ragged across the batch), against float64.
+  std::vector<int64_t> pos = {0, 1, 2, 3, 4, 5, 37, 38, 39, 900, 2, 0};
+  for (bool interleaved : {false, true}) {
+    auto out = poisoned(x.size());
+    ropeAt(x.data(), pos.data(), batch, seq, heads, d, 500000.0, 3, interleaved,
+           out.data());
+    std::vector<double> ref(x.size());
+    for (int64_t bs = 0; bs < batch * seq; ++bs)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t i = 0; i < d / 2; ++i) {
+          double ang = double(pos[bs] + 3) * std::pow(500000.0, -2.0 * i / d);
+          int64_t a = interleaved ? 2 * i : i,
+                  b = interleaved ? 2 * i + 1 : i + d / 2;
+          int64_t base = bs * heads * d + h * d;
+          ref[base + a] =
+              x[base + a] * std::cos(ang) - x[base + b] * std::sin(ang);
+          ref[base + b] =
+              x[base + b] * std::cos(ang) + x[base + a] * std::sin(ang);
+        }
+    EXPECT_LE(relErr(out, ref), 1e-5) << "interleaved " << interleaved;
+  }
+  // Positions 0..seq-1 give rope()'s bits.
+  std::vector<int64_t> iota(batch * seq);
+  for (int64_t j = 0; j < batch * seq; ++j)
+    iota[j] = j % seq;
+  auto a = poisoned(x.size()), b = poisoned(x.size());
+  rope(x.data(), batch, seq, heads, d, 10000.0, 0, false, a.data());
+  ropeAt(x.data(), iota.data(), batch, seq, heads, d, 10000.0, 0, false,
+         b.data());
+  EXPECT_EQ(a, b);
+}
+
+TEST(Kernels, AttentionReadsAndWritesTheKVCache) {
+  int64_t heads = 4, kvHeads = 2, d = 8, kvw = kvHeads * d;
+  // (batch, past, seq, prefix): a decode step, a chunk spanning query
+  // blocks, an empty past, a register prefix before the past.
+  for (auto [batch, past, seq, prefix] :
+       std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>>{
+           {2, 5, 1, 0}, {1, 70, 66, 0}, {2, 0, 7, 0}, {2, 4, 3, 2}}) {
+    int64_t total = past + seq;
+    auto q = randn(batch * seq * heads * d), k = randn(batch * seq * kvw),
+         v = randn(batch * seq * kvw), pk = randn(batch * kvw * past + 1),
+         pv = randn(batch * kvw * past + 1), kp = randn(prefix * kvw + 1),
+         vp = randn(prefix * kvw + 1);
+    double scale = 0.3;
+    auto out = poisoned(q.size()), nk = poisoned(batch * kvw * total),
+         nv = poisoned(batch * kvw * total);
+    attentionCached(q.data(), k.data(), v.data(), prefix ? kp.data() : nullptr,
+                    prefix ? vp.data() : nullptr, prefix, pk.data(), pv.data(),
+                    past, batch, seq, heads, kvHeads, d, scale, out.data(),
+                    nk.data(), nv.data());
+    // present[b, g, j] = past[b, g, j] for j < past, else k[b, j - past, g].
+    auto cached = [&](const std::vector<float> &p, const std::vector<float> &x,
+                      int64_t b, int64_t g, int64_t j) {
+      return j < past ? &p[((b * kvHeads + g) * past + j) * d]
+                      : &x[(b * seq + j - past) * kvw + g * d];
+    };
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t g = 0; g < kvHeads; ++g)
+        for (int64_t j = 0; j < total; ++j)
+          for (int64_t e = 0; e < d; ++e) {
+            ASSERT_EQ(nk[((b * kvHeads + g) * total + j) * d + e],
+                      cached(pk, k, b, g, j)[e]);
+            ASSERT_EQ(nv[((b * kvHeads + g) * total + j) * d + e],
+                      cached(pv, v, b, g, j)[e]);
+          }
+    std::vector<double> ref(q.size());
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t h = 0; h < heads; ++h) {
+        int64_t g = h / (heads / kvHeads);
+        auto key = [&](int64_t j) {
+          return j < prefix ? &kp[j * kvw + g * d]
+                            : cached(pk, k, b, g, j - prefix);
+        };
+        auto val = [&](int64_t j) {
+          return j < prefix ? &vp[j * kvw + g * d]
+                            : cached(pv, v, b, g, j - prefix);
+        };
+        for (int64_t t = 0; t < seq; ++t) {
+          std::vector<double> sc;
+          double mx = -1e300;
+          for (int64_t j = 0; j < prefix + past + t + 1; ++j) {
+            double dot = 0;
+            for (int64_t e = 0; e < d; ++e)
+              dot +=
+                  double(q[(b * seq + t) * heads * d + h * d + e]) * key(j)[e];
+            sc.push_back(dot * scale);
+            mx = std::max(mx, sc.back());
+          }
+          double sum = 0;
+          for (double &s : sc)
+            sum += (s = std::exp(s - mx));
+          for (int64_t e = 0; e < d; ++e) {
+            double acc = 0;
+            for (size_t j = 0; j < sc.size(); ++j)
+              acc += sc[j] / sum * val(j)[e];
+            ref[(b * seq + t) * heads * d + h * d + e] = acc;
+          }
+        }
+      }
+    EXPECT_LE(relErr(out, ref), 1e-5)
+        << "past " << past << " seq " << seq << " prefix " << prefix;
+  }
+}
+
 TEST(Kernels, SwiGLUAndAdd) {
   int64_t n = 1001;
   auto a = randn(n, 4.0f), b = randn(n);

@@ -269,8 +269,8 @@ int main(int argc, char **argv) {
         if (!out)
           return fail(path + ": cannot write");
       }
-      w4::HostTensor all = w4::HostTensor::zerosF32(
-          {1, n, chunks[0].shape.back()});
+      w4::HostTensor all =
+          w4::HostTensor::zerosF32({1, n, chunks[0].shape.back()});
       float *dst = all.mutableF32();
       for (const w4::HostTensor &c : chunks)
         dst = std::copy(c.f32, c.f32 + c.numel(), dst);

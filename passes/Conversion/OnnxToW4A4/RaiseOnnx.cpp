@@ -683,8 +683,8 @@ Value ropePositions(PatternRewriter &rewriter, Location loc, func::FuncOp f,
     return {};
   if (!fromPast)
     for (BlockArgument arg : f.getArguments())
-      if (auto name = f.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
-                                                     "w4a4.name"))
+      if (auto name =
+              f.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "w4a4.name"))
         fromPast |= name.getValue().contains("past") && dependsOn(source, arg);
   if (!fromPast)
     return {};
@@ -696,10 +696,10 @@ Value ropePositions(PatternRewriter &rewriter, Location loc, func::FuncOp f,
   auto it = ids ? dyn_cast<RankedTensorType>(ids.getType()) : nullptr;
   if (!it || it.getRank() != 2)
     return {};
-  return CachePositionsOp::create(rewriter, loc,
-                                  RankedTensorType::get(it.getShape(),
-                                                        rewriter.getI64Type()),
-                                  ids, past)
+  return CachePositionsOp::create(
+             rewriter, loc,
+             RankedTensorType::get(it.getShape(), rewriter.getI64Type()), ids,
+             past)
       .getResult();
 }
 
@@ -736,8 +736,8 @@ AttentionOp createAttention(PatternRewriter &rewriter, Location loc, Value q,
     pastK = pastV = Value();
   }
   return AttentionOp::create(
-      rewriter, loc, q.getType(), presents, q, k, v, Value(), Value(),
-      pastK, pastV, rewriter.getI64IntegerAttr(heads),
+      rewriter, loc, q.getType(), presents, q, k, v, Value(), Value(), pastK,
+      pastV, rewriter.getI64IntegerAttr(heads),
       rewriter.getI64IntegerAttr(kvHeads), rewriter.getI64IntegerAttr(headDim),
       standard ? FloatAttr() : rewriter.getF64FloatAttr(scale));
 }
@@ -1290,8 +1290,8 @@ struct RaiseRotaryEmbedding : OpRewritePattern<OnnxOp> {
       return debugFailure(rewriter, op, "rotary: " + why);
     boundPositions(op, rewriter, rows);
     auto func = op->getParentOfType<func::FuncOp>();
-    Value positions = ropePositions(rewriter, op.getLoc(), func, pos,
-                                    namedArg(func, "past"));
+    Value positions =
+        ropePositions(rewriter, op.getLoc(), func, pos, namedArg(func, "past"));
     rewriter.replaceOp(op, createRope(rewriter, op.getLoc(), x, d, *theta,
                                       attrInt(op, "interleaved", 0) != 0,
                                       positions));
@@ -1702,9 +1702,9 @@ void dropPresentOutputs(ModuleOp module) {
     SmallVector<Attribute> assumed;
     if (!hasPast)
       for (Attribute n : names)
-        assumed.push_back(StringAttr::get(
-            module.getContext(),
-            cast<StringAttr>(n).getValue() + ": not returned"));
+        assumed.push_back(
+            StringAttr::get(module.getContext(),
+                            cast<StringAttr>(n).getValue() + ": not returned"));
     if (dropResults.any()) {
       auto ret = cast<func::ReturnOp>(func.front().getTerminator());
       SmallVector<Value> keep;
@@ -1764,8 +1764,9 @@ LogicalResult returnPresents(func::FuncOp func) {
     if (auto old = module->getAttrOfType<ArrayAttr>("w4a4.assumed_inputs"))
       assumed.assign(old.begin(), old.end());
     for (Attribute n : names)
-      assumed.push_back(StringAttr::get(
-          func.getContext(), cast<StringAttr>(n).getValue() + ": not returned"));
+      assumed.push_back(
+          StringAttr::get(func.getContext(),
+                          cast<StringAttr>(n).getValue() + ": not returned"));
     module->setAttr("w4a4.assumed_inputs",
                     ArrayAttr::get(func.getContext(), assumed));
     return success();

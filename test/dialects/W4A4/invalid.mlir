@@ -202,7 +202,7 @@ func.func @attention_c4(%q: tensor<1x5x64xf32>, %k: tensor<1x6x64xf32>) -> tenso
 func.func @attention_c5(%q: tensor<?x?x64xf32>, %kp: tensor<4x64xf32>) -> tensor<?x?x64xf32> {
   // expected-error @+1 {{(attention_c5) expects key_prefix and value_prefix to be given together}}
   %o = "w4a4.attention"(%q, %q, %q, %kp) <{num_heads = 4 : i64, num_kv_heads = 4 : i64, head_dim = 16 : i64,
-                                           operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>}>
+                                           operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0, 0>}>
       : (tensor<?x?x64xf32>, tensor<?x?x64xf32>, tensor<?x?x64xf32>, tensor<4x64xf32>) -> tensor<?x?x64xf32>
   return %o : tensor<?x?x64xf32>
 }
@@ -553,4 +553,47 @@ func.func @onnx_c2(%x: tensor<2xf32>) -> tensor<2xf32> {
   // expected-error @+1 {{(onnx_c2) expects absent_inputs to be increasing input positions below 3}}
   %y = w4a4.onnx "Clip" "clip"(%x, %x) {absent_inputs = array<i64: 3>} : (tensor<2xf32>, tensor<2xf32>) -> tensor<2xf32>
   return %y : tensor<2xf32>
+}
+
+// -----
+
+func.func @attention_c10(%q: tensor<?x?x64xf32>, %pk: tensor<?x4x?x16xf32>) -> tensor<?x?x64xf32> {
+  // expected-error @+1 {{(attention_c10) expects past_key, past_value, present_key and present_value together}}
+  %o = w4a4.attention %q, %q, %q past(%pk, %pk) {num_heads = 4 : i64, num_kv_heads = 4 : i64, head_dim = 16 : i64}
+      : (tensor<?x?x64xf32>, tensor<?x?x64xf32>, tensor<?x?x64xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>) -> tensor<?x?x64xf32>
+  return %o : tensor<?x?x64xf32>
+}
+
+// -----
+
+func.func @attention_c11(%q: tensor<?x?x64xf32>, %pk: tensor<?x2x?x16xf32>) -> tensor<?x?x64xf32> {
+  // expected-error @+1 {{(attention_c11) expects past and present keys and values [batch, num_kv_heads, len, head_dim] = [?, 4, ?, 16]}}
+  %o, %k, %v = w4a4.attention %q, %q, %q past(%pk, %pk) {num_heads = 4 : i64, num_kv_heads = 4 : i64, head_dim = 16 : i64}
+      : (tensor<?x?x64xf32>, tensor<?x?x64xf32>, tensor<?x?x64xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>)
+      -> (tensor<?x?x64xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>)
+  return %o : tensor<?x?x64xf32>
+}
+
+// -----
+
+func.func @rope_c6(%x: tensor<?x?x64xf32>, %p: tensor<?xi64>) -> tensor<?x?x64xf32> {
+  // expected-error @+1 {{(rope_c6) expects positions [batch, seq] for an input [batch, seq, heads * head_dim]}}
+  %y = w4a4.rope %x positions(%p : tensor<?xi64>) {head_dim = 16 : i64} : tensor<?x?x64xf32>
+  return %y : tensor<?x?x64xf32>
+}
+
+// -----
+
+func.func @cache_positions_c1(%ids: tensor<?x?xi64>, %pk: tensor<?x?x16xf32>) -> tensor<?x?xi64> {
+  // expected-error @+1 {{(cache_positions_c1) expects ids [batch, seq] and a past key [batch, num_kv_heads, past, head_dim]}}
+  %p = w4a4.cache_positions %ids, %pk : (tensor<?x?xi64>, tensor<?x?x16xf32>) -> tensor<?x?xi64>
+  return %p : tensor<?x?xi64>
+}
+
+// -----
+
+func.func @cache_positions_c2(%ids: tensor<2x5xi64>, %pk: tensor<2x4x3x16xf32>) -> tensor<2x6xi64> {
+  // expected-error @+1 {{(cache_positions_c2) expects a result of the ids' shape}}
+  %p = w4a4.cache_positions %ids, %pk : (tensor<2x5xi64>, tensor<2x4x3x16xf32>) -> tensor<2x6xi64>
+  return %p : tensor<2x6xi64>
 }

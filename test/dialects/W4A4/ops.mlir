@@ -60,6 +60,21 @@ func.func @attention(%q: tensor<?x?x64xf32>, %k: tensor<?x?x32xf32>, %v: tensor<
   return %a, %b : tensor<?x?x64xf32>, tensor<?x?x64xf32>
 }
 
+// CHECK-LABEL: func.func @kv_cache
+func.func @kv_cache(%ids: tensor<?x?xi64>, %q: tensor<?x?x64xf32>, %k: tensor<?x?x32xf32>, %v: tensor<?x?x32xf32>,
+                    %pk: tensor<?x2x?x16xf32>, %pv: tensor<?x2x?x16xf32>)
+    -> (tensor<?x?x64xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>) {
+  // CHECK: %[[P:.+]] = w4a4.cache_positions %{{.+}}, %{{.+}} : (tensor<?x?xi64>, tensor<?x2x?x16xf32>) -> tensor<?x?xi64>
+  %pos = w4a4.cache_positions %ids, %pk : (tensor<?x?xi64>, tensor<?x2x?x16xf32>) -> tensor<?x?xi64>
+  // CHECK: w4a4.rope %{{.+}} positions(%[[P]] : tensor<?x?xi64>) {head_dim = 16 : i64} : tensor<?x?x64xf32>
+  %qr = w4a4.rope %q positions(%pos : tensor<?x?xi64>) {head_dim = 16 : i64} : tensor<?x?x64xf32>
+  // CHECK: %{{.+}}, %{{.+}}:2 = w4a4.attention %{{.+}}, %{{.+}}, %{{.+}} past(%{{.+}}, %{{.+}}) {head_dim = 16 : i64, num_heads = 4 : i64, num_kv_heads = 2 : i64} : (tensor<?x?x64xf32>, tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>) -> (tensor<?x?x64xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>)
+  %o, %nk, %nv = w4a4.attention %qr, %k, %v past(%pk, %pv) {num_heads = 4 : i64, num_kv_heads = 2 : i64, head_dim = 16 : i64}
+      : (tensor<?x?x64xf32>, tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>)
+      -> (tensor<?x?x64xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>)
+  return %o, %nk, %nv : tensor<?x?x64xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>
+}
+
 // CHECK-LABEL: func.func @swiglu_add
 func.func @swiglu_add(%a: tensor<?x?x96xf32>, %b: tensor<?x?x96xf32>) -> tensor<?x?x96xf32> {
   // CHECK: %[[S:.+]] = w4a4.swiglu %{{.+}}, %{{.+}} : tensor<?x?x96xf32>

@@ -63,9 +63,9 @@ void ropeAt(const float *x, const int64_t *positions, int64_t batch,
 void attentionCached(const float *q, const float *k, const float *v,
                      const float *kp, const float *vp, int64_t prefix,
                      const float *pastK, const float *pastV, int64_t past,
-                     int64_t batch, int64_t seq, int64_t heads,
-                     int64_t kvHeads, int64_t headDim, double scale,
-                     float *out, float *presentK, float *presentV);
+                     int64_t batch, int64_t seq, int64_t heads, int64_t kvHeads,
+                     int64_t headDim, double scale, float *out, float *presentK,
+                     float *presentV);
 
 /// out = silu(gate) * up, elementwise.
 void swiglu(const float *gate, const float *up, int64_t n, float *out);
