@@ -3,6 +3,7 @@
 #include "passes/Calibration.h"
 #include "passes/Sites.h"
 #include "runtime/executor/Executor.h"
+#include "support/AtomicFile.h"
 
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -146,12 +147,12 @@ FailureOr<llvm::DenseMap<Value, SiteStats>> mlir::w4a4::calibrateSites(
 LogicalResult mlir::w4a4::writeStatsFile(StringRef path,
                                          ArrayRef<SiteStats> stats,
                                          std::string &error) {
-  std::error_code ec;
-  llvm::raw_fd_ostream os(path, ec, llvm::sys::fs::OF_None);
-  if (ec) {
-    error = "cannot write '" + path.str() + "': " + ec.message();
+  auto out = ::w4a4::AtomicOutput::open(path);
+  if (!out) {
+    error = llvm::toString(out.takeError());
     return failure();
   }
+  llvm::raw_ostream &os = (*out)->os();
   auto u64 = [&](uint64_t v) {
     os.write(reinterpret_cast<const char *>(&v), sizeof v);
   };
@@ -167,10 +168,8 @@ LogicalResult mlir::w4a4::writeStatsFile(StringRef path,
     f64s(s.absmax);
     f64s(s.hessian);
   }
-  os.close();
-  if (os.has_error()) {
-    error = "cannot write '" + path.str() + "': " + os.error().message();
-    os.clear_error();
+  if (llvm::Error e = (*out)->commit()) {
+    error = llvm::toString(std::move(e));
     return failure();
   }
   return success();

@@ -1,6 +1,7 @@
 //===- Report.cpp - what each pass did ------------------------------------===//
 
 #include "passes/Report.h"
+#include "support/AtomicFile.h"
 
 #include "mlir/IR/Operation.h"
 #include "mlir/Pass/Pass.h"
@@ -104,12 +105,12 @@ llvm::json::Value ReportLog::toJSON() const {
 }
 
 bool ReportLog::write(llvm::StringRef path, std::string &error) const {
-  std::error_code ec;
-  llvm::raw_fd_ostream os(path, ec, llvm::sys::fs::OF_Text);
-  if (ec) {
-    error = "cannot write '" + path.str() + "': " + ec.message();
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << llvm::formatv("{0:2}", toJSON()) << "\n";
+  if (llvm::Error e = ::w4a4::writeFileAtomically(path, text)) {
+    error = llvm::toString(std::move(e));
     return false;
   }
-  os << llvm::formatv("{0:2}", toJSON()) << "\n";
   return true;
 }

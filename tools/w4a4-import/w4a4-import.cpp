@@ -17,9 +17,9 @@
 #include "mlir/IR/OperationSupport.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
+#include "support/AtomicFile.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
-#include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/WithColor.h"
 
 using namespace llvm;
@@ -63,14 +63,15 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
-  std::string errorMessage;
-  auto output = mlir::openOutputFile(outputFile, &errorMessage);
+  auto output = ::w4a4::AtomicOutput::open(outputFile);
   if (!output) {
-    WithColor::error(errs(), "w4a4-import") << errorMessage << "\n";
+    WithColor::error(errs(), "w4a4-import")
+        << toString(output.takeError()) << "\n";
     return 1;
   }
   if (emitBytecode) {
-    if (mlir::failed(mlir::writeBytecodeToFile(module->get(), output->os()))) {
+    if (mlir::failed(
+            mlir::writeBytecodeToFile(module->get(), (*output)->os()))) {
       WithColor::error(errs(), "w4a4-import") << "cannot write bytecode\n";
       return 1;
     }
@@ -78,9 +79,12 @@ int main(int argc, char **argv) {
     mlir::OpPrintingFlags flags;
     if (elideLarger > 0)
       flags.elideLargeResourceString(elideLarger);
-    module->get()->print(output->os(), flags);
-    output->os() << "\n";
+    module->get()->print((*output)->os(), flags);
+    (*output)->os() << "\n";
   }
-  output->keep();
+  if (Error e = (*output)->commit()) {
+    WithColor::error(errs(), "w4a4-import") << toString(std::move(e)) << "\n";
+    return 1;
+  }
   return 0;
 }

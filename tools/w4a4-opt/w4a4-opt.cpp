@@ -20,10 +20,10 @@
 #include "mlir/Support/FileUtilities.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 #include "mlir/Transforms/Passes.h"
+#include "support/AtomicFile.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/MemoryBuffer.h"
-#include "llvm/Support/ToolOutputFile.h"
 
 static llvm::cl::opt<std::string> reportFile(
     "w4a4-report",
@@ -64,19 +64,25 @@ int main(int argc, char **argv) {
     llvm::errs() << "w4a4-opt: " << error << "\n";
     return 1;
   }
-  auto output = mlir::openOutputFile(outputFilename, &error);
+  // Written to a temporary file renamed over the destination on success:
+  // `-o` may name the input, and a failed run leaves an existing output as
+  // it was.
+  auto output = ::w4a4::AtomicOutput::open(outputFilename);
   if (!output) {
-    llvm::errs() << "w4a4-opt: " << error << "\n";
+    llvm::errs() << "w4a4-opt: " << llvm::toString(output.takeError()) << "\n";
     return 1;
   }
   mlir::LogicalResult result =
-      mlir::MlirOptMain(output->os(), std::move(input), registry, config);
+      mlir::MlirOptMain((*output)->os(), std::move(input), registry, config);
   if (!reportFile.empty() && !log->write(reportFile, error)) {
     llvm::errs() << "w4a4-opt: " << error << "\n";
     return 1;
   }
   if (mlir::failed(result))
     return 1;
-  output->keep();
+  if (llvm::Error e = (*output)->commit()) {
+    llvm::errs() << "w4a4-opt: " << llvm::toString(std::move(e)) << "\n";
+    return 1;
+  }
   return 0;
 }

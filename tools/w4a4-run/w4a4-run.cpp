@@ -15,6 +15,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/executor/Executor.h"
+#include "support/AtomicFile.h"
 #include "w4a4/runtime/IntGemm.h"
 #include "w4a4/runtime/Kernels.h"
 
@@ -31,6 +32,7 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Process.h"
 #include "llvm/Support/Program.h"
+#include "llvm/Support/Signals.h"
 #include "llvm/Support/WithColor.h"
 
 #include <nlohmann/json.hpp>
@@ -110,6 +112,13 @@ static int fail(const Twine &message) {
   return 1;
 }
 
+/// A tensor's fp32 data as raw little-endian float32, written atomically.
+static Error writeFloats(StringRef path, const w4::HostTensor &t) {
+  return ::w4a4::writeFileAtomically(
+      path, StringRef(reinterpret_cast<const char *>(t.f32),
+                      static_cast<size_t>(t.numel()) * sizeof(float)));
+}
+
 /// Imports an ONNX file with the w4a4-import beside this executable into a
 /// temporary bytecode file.
 static Expected<std::string> importOnnx(const char *argv0) {
@@ -123,12 +132,15 @@ static Expected<std::string> importOnnx(const char *argv0) {
   if (std::error_code ec =
           sys::fs::createTemporaryFile("w4a4-run", "mlirbc", out))
     return createStringError("cannot create a temporary file: " + ec.message());
+  // Removed when the run is interrupted, and after parsing otherwise.
+  sys::RemoveFileOnSignal(out);
   std::string err;
   int rc = sys::ExecuteAndWait(
       importer, {importer.str(), modelPath, "--emit-bytecode", "-o", out.str()},
       std::nullopt, {}, 0, 0, &err);
   if (rc != 0) {
     sys::fs::remove(out);
+    sys::DontRemoveFileOnSignal(out);
     return createStringError(modelPath + ": import failed" +
                              (err.empty() ? "" : ": " + err));
   }
@@ -150,8 +162,10 @@ loadModel(mlir::MLIRContext &context, const char *argv0) {
     path = *imported;
   }
   auto module = mlir::parseSourceFile<mlir::ModuleOp>(path, &context);
-  if (temporary)
+  if (temporary) {
     sys::fs::remove(path);
+    sys::DontRemoveFileOnSignal(path);
+  }
   if (!module)
     return createStringError(modelPath + ": cannot parse the IR");
   return module;
@@ -263,11 +277,8 @@ int main(int argc, char **argv) {
       }
       for (size_t i = 0; i < cache.size() && !dumpCache.empty(); ++i) {
         std::string path = dumpCache + "." + std::to_string(i) + ".f32";
-        std::ofstream out(path, std::ios::binary);
-        out.write(reinterpret_cast<const char *>(cache[i].f32),
-                  cache[i].numel() * 4);
-        if (!out)
-          return fail(path + ": cannot write");
+        if (Error e = writeFloats(path, cache[i]))
+          return fail(toString(std::move(e)));
       }
       w4::HostTensor all =
           w4::HostTensor::zerosF32({1, n, chunks[0].shape.back()});
@@ -284,13 +295,9 @@ int main(int argc, char **argv) {
       return fail(modelPath + ": " + toString(logits.takeError()));
     outs() << "logits [" << logits->shape[0] << ", " << logits->shape[1] << ", "
            << logits->shape[2] << "]\n";
-    if (!dumpLogits.empty()) {
-      std::ofstream out(dumpLogits, std::ios::binary);
-      out.write(reinterpret_cast<const char *>(logits->f32),
-                logits->numel() * 4);
-      if (!out)
-        return fail(dumpLogits + ": cannot write");
-    }
+    if (!dumpLogits.empty())
+      if (Error e = writeFloats(dumpLogits, *logits))
+        return fail(toString(std::move(e)));
     return 0;
   }
 
@@ -423,10 +430,8 @@ int main(int argc, char **argv) {
                         {"int_gemm", w4a4::rt::gemmPathName(intGemm)},
                         {"all_positions", static_cast<bool>(allPositions)},
                         {"stride", static_cast<int64_t>(stride)}};
-    std::ofstream out(jsonOut);
-    out << j.dump(2) << "\n";
-    if (!out)
-      return fail(jsonOut + ": cannot write");
+    if (Error e = ::w4a4::writeFileAtomically(jsonOut, j.dump(2) + "\n"))
+      return fail(toString(std::move(e)));
   }
   return 0;
 }

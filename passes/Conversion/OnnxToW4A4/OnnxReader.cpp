@@ -10,6 +10,7 @@
 #include "passes/Conversion/OnnxToW4A4/OnnxShapes.h"
 
 #include "onnx/onnx_pb.h"
+#include "w4a4/runtime/CheckedMath.h"
 
 #include <cctype>
 #include <cstring>
@@ -80,6 +81,11 @@ public:
   }
 
   Model readFile() {
+    std::error_code ec;
+    auto st = fs::status(path, ec);
+    if (!ec && fs::exists(st) && !fs::is_regular_file(st))
+      fail(fs::is_directory(st) ? "is a directory"
+                                : "is not a regular file (a device or FIFO)");
     std::ifstream in(path, std::ios::binary);
     if (!in)
       fail("cannot open the file");
@@ -254,14 +260,13 @@ public:
     ValueInfo v;
     v.elemType = init.elemType;
     v.ranked = true;
-    int64_t count = 1;
-    for (int64_t d : init.dims) {
+    for (int64_t d : init.dims)
       v.dims.push_back(SymExpr(d));
-      count *= d;
-    }
     int64_t size = elemSize(init.elemType);
+    // Initializers are checked when read: the product fits.
+    int64_t count = ::w4a4::checkedProduct(init.dims).value_or(-1);
     auto e = static_cast<ElemType>(init.elemType);
-    if ((e == ElemType::Int64 || e == ElemType::Int32) &&
+    if ((e == ElemType::Int64 || e == ElemType::Int32) && count >= 0 &&
         count <= kMaxDataElements &&
         static_cast<int64_t>(init.bytes->size()) == count * size) {
       std::vector<SymExpr> data;
@@ -369,13 +374,18 @@ private:
     if (size == 0)
       fail(what + " has unsupported data type " +
            std::to_string(init.elemType));
-    int64_t count = 1;
     for (int64_t d : t.dims()) {
       if (d < 0)
         fail(what + " has a negative dimension");
       init.dims.push_back(d);
-      count *= d;
     }
+    // Checked: dims like [2^62 + 256, 128] must not wrap to a size that
+    // matches a small blob.
+    std::optional<int64_t> total = ::w4a4::checkedProduct(init.dims, size);
+    if (!total)
+      fail(what + ": shape " + shapeString(init.dims) +
+           " has more elements than fit in 64 bits");
+    int64_t count = *total / size;
     auto bytes = std::make_shared<std::string>();
     if (t.data_location() == onnx::TensorProto::EXTERNAL) {
       *bytes = readExternal(t, what);
@@ -400,10 +410,10 @@ private:
           bytes->append(reinterpret_cast<const char *>(&v), size);
       }
     }
-    if (static_cast<int64_t>(bytes->size()) != count * size)
+    if (static_cast<int64_t>(bytes->size()) != *total)
       fail(what + ": " + std::to_string(bytes->size()) +
            " bytes of data for shape " + shapeString(init.dims) +
-           " (expected " + std::to_string(count * size) + ")");
+           " (expected " + std::to_string(*total) + ")");
     init.bytes = std::move(bytes);
     return init;
   }
@@ -412,13 +422,29 @@ private:
                            const std::string &what) {
     std::string location;
     int64_t offset = 0, length = -1;
+    // offset and length: decimal digits only, no sign, fitting int64 (no
+    // "0junk" as 0, no negative length as "the rest").
+    auto number = [&](const std::string &key, const std::string &text) {
+      int64_t v = 0;
+      bool ok = !text.empty() && text.size() <= 19;
+      for (char c : text) {
+        ok &= c >= '0' && c <= '9';
+        if (!ok)
+          break;
+        v = v * 10 + (c - '0');
+      }
+      if (!ok)
+        fail(what + ": external data " + key + " '" + text +
+             "' is not a non-negative integer");
+      return v;
+    };
     for (const auto &kv : t.external_data()) {
       if (kv.key() == "location")
         location = kv.value();
       else if (kv.key() == "offset")
-        offset = std::stoll(kv.value());
+        offset = number("offset", kv.value());
       else if (kv.key() == "length")
-        length = std::stoll(kv.value());
+        length = number("length", kv.value());
     }
     if (location.empty())
       fail(what + ": external data without a location");
@@ -440,23 +466,32 @@ private:
     if (mismatch.first != root.end())
       fail(what + ": external data path '" + location +
            "' resolves outside the model folder (symbolic link)");
+    if (!fs::is_regular_file(full, ec))
+      fail(what + ": external data '" + location +
+           "' is not a regular file (a directory, device or FIFO)");
     std::ifstream in(full, std::ios::binary);
     if (!in)
       fail(what + ": cannot open external data file '" + location + "'");
     in.seekg(0, std::ios::end);
     int64_t fileSize = in.tellg();
-    if (offset < 0 || offset > fileSize)
+    if (fileSize < 0)
+      fail(what + ": cannot read the size of '" + location + "'");
+    if (offset > fileSize)
       fail(what + ": external data offset " + std::to_string(offset) +
            " is outside '" + location + "'");
     if (length < 0)
       length = fileSize - offset;
-    if (offset + length > fileSize)
+    if (length > fileSize - offset)
       fail(what + ": external data [" + std::to_string(offset) + ", " +
-           std::to_string(offset + length) + ") runs past the end of '" +
-           location + "' (" + std::to_string(fileSize) + " bytes)");
+           std::to_string(offset) + " + " + std::to_string(length) +
+           ") runs past the end of '" + location + "' (" +
+           std::to_string(fileSize) + " bytes)");
     std::string out(length, '\0');
     in.seekg(offset);
-    in.read(out.data(), length);
+    if (!in.read(out.data(), length) || in.gcount() != length)
+      fail(what + ": could not read " + std::to_string(length) +
+           " bytes at offset " + std::to_string(offset) + " of '" + location +
+           "'");
     return out;
   }
 

@@ -122,3 +122,41 @@ nodes18 = [
     helper.make_node("Split", ["g"], ["lo", "hi"], name="split", axis=-1, num_outputs=2),
 ]
 save(model(nodes18, [H], [A, B], inits18, opset=18), "rmsnorm_opset18.onnx")
+
+# Hostile sizes: dims whose element count overflows 64 bits (the wrapped
+# count would match the small blob), and a count that fits but is far
+# larger than the data.
+# An embedding table [2^62 + 64, 128] over 32 KB: (2^62 + 64) * 128 * 4
+# bytes wraps to exactly 32768.
+huge = TensorProto()
+huge.name, huge.data_type = "table", TensorProto.FLOAT
+huge.dims.extend([2 ** 62 + 64, 128])
+huge.raw_data = np.zeros(64 * 128, dtype=np.float32).tobytes()
+IDS = helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "seq"])
+EMB = helper.make_tensor_value_info("h", TensorProto.FLOAT, ["batch", "seq", 128])
+save(model([helper.make_node("Gather", ["table", "ids"], ["h"], name="embed")], [IDS], [EMB], [huge]),
+     "overflow_dims.onnx")
+big = TensorProto()
+big.name, big.data_type = "w", TensorProto.FLOAT
+big.dims.extend([2 ** 40, 2 ** 20])
+big.raw_data = np.zeros(8, dtype=np.float32).tobytes()
+save(model([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [X], [Y], [big]), "huge_dims.onnx")
+
+
+def external_kv(path, **kv):
+    t = TensorProto()
+    t.name, t.data_type = "w", TensorProto.FLOAT
+    t.dims.extend([4, 2])
+    t.data_location = TensorProto.EXTERNAL
+    for k, v in kv.items():
+        e = t.external_data.add()
+        e.key, e.value = k, v
+    save(model([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [X], [Y], [t]), path)
+
+
+# External data with malformed offsets / lengths, and a directory.
+external_kv("external_offset_junk.onnx", location="external_ok.bin", offset="0junk", length="32")
+external_kv("external_negative_length.onnx", location="external_ok.bin", offset="0", length="-1")
+external_kv("external_offset_overflow.onnx", location="external_ok.bin", offset="99999999999999999999999")
+external_kv("external_directory.onnx", location=".", offset="0", length="32")
+external_kv("external_past_end.onnx", location="external_ok.bin", offset="16", length="32")

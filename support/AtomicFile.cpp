@@ -1,0 +1,139 @@
+//===- AtomicFile.cpp - outputs that replace their destination atomically -===//
+
+#include "support/AtomicFile.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Signals.h"
+
+using namespace llvm;
+
+namespace w4a4 {
+
+static Error fileError(StringRef path, const Twine &what) {
+  return createStringError(path.str() + ": " + what.str());
+}
+
+Expected<std::unique_ptr<AtomicOutput>> AtomicOutput::open(StringRef path) {
+  std::unique_ptr<AtomicOutput> out(new AtomicOutput());
+  out->dest = path.str();
+  if (path.empty())
+    return createStringError("an output path is empty");
+  if (path == "-") {
+    out->toStdout = true;
+    return out;
+  }
+  sys::fs::file_status st;
+  if (!sys::fs::status(path, st) && sys::fs::exists(st)) {
+    if (sys::fs::is_directory(st))
+      return fileError(path, "is a directory");
+    if (!sys::fs::is_regular_file(st)) {
+      // /dev/null, a FIFO, a terminal: written in place.
+      std::error_code ec;
+      out->file = std::make_unique<raw_fd_ostream>(path, ec, sys::fs::OF_None);
+      if (ec)
+        return fileError(path, "cannot open for writing: " + ec.message());
+      return out;
+    }
+  }
+  SmallString<256> dir(path);
+  sys::path::remove_filename(dir);
+  if (dir.empty())
+    dir = ".";
+  SmallString<256> model(dir);
+  sys::path::append(model,
+                    "." + sys::path::filename(path).str() + ".tmp-%%%%%%%%");
+  int fd = -1;
+  SmallString<256> tmp;
+  if (std::error_code ec = sys::fs::createUniqueFile(model, fd, tmp))
+    return fileError(path, "cannot create a temporary file in '" + dir +
+                               "': " + ec.message());
+  out->tmp = tmp.str().str();
+  sys::RemoveFileOnSignal(out->tmp);
+  out->file = std::make_unique<raw_fd_ostream>(fd, /*shouldClose=*/true);
+  return out;
+}
+
+raw_ostream &AtomicOutput::os() {
+  if (toStdout)
+    return outs();
+  return *file;
+}
+
+Error AtomicOutput::commit() {
+  if (committed)
+    return Error::success();
+  committed = true;
+  if (toStdout) {
+    outs().flush();
+    if (std::error_code ec = outs().error()) {
+      outs().clear_error();
+      return fileError("<stdout>", "write failed: " + ec.message());
+    }
+    return Error::success();
+  }
+  file->close();
+  if (std::error_code ec = file->error()) {
+    file->clear_error();
+    if (!tmp.empty()) {
+      sys::fs::remove(tmp);
+      sys::DontRemoveFileOnSignal(tmp);
+    }
+    return fileError(dest, "write failed: " + ec.message() +
+                               (tmp.empty() ? "" : " (the file is unchanged)"));
+  }
+  if (tmp.empty())
+    return Error::success();
+  // The destination keeps the permissions an existing file had.
+  sys::fs::file_status old;
+  if (!sys::fs::status(dest, old) && sys::fs::is_regular_file(old))
+    (void)sys::fs::setPermissions(tmp, old.permissions());
+  std::error_code ec = sys::fs::rename(tmp, dest);
+  sys::DontRemoveFileOnSignal(tmp);
+  if (ec) {
+    sys::fs::remove(tmp);
+    return fileError(dest, "cannot replace the file: " + ec.message());
+  }
+  return Error::success();
+}
+
+AtomicOutput::~AtomicOutput() {
+  if (file && file->has_error())
+    file->clear_error(); // reported by commit(), or dropped with the output
+  if (!committed && !tmp.empty()) {
+    file.reset();
+    sys::fs::remove(tmp);
+    sys::DontRemoveFileOnSignal(tmp);
+  }
+}
+
+Error writeFileAtomically(StringRef path, StringRef bytes) {
+  auto out = AtomicOutput::open(path);
+  if (!out)
+    return out.takeError();
+  (*out)->os() << bytes;
+  return (*out)->commit();
+}
+
+bool sameFile(StringRef a, StringRef b) {
+  sys::fs::UniqueID ia, ib;
+  return !sys::fs::getUniqueID(a, ia) && !sys::fs::getUniqueID(b, ib) &&
+         ia == ib;
+}
+
+Error checkRegularInput(StringRef path, StringRef what) {
+  if (path == "-")
+    return Error::success();
+  sys::fs::file_status st;
+  if (std::error_code ec = sys::fs::status(path, st))
+    return createStringError(what.str() + " '" + path.str() +
+                             "': " + ec.message());
+  if (!sys::fs::is_regular_file(st))
+    return createStringError(what.str() + " '" + path.str() + "': " +
+                             (sys::fs::is_directory(st)
+                                  ? "is a directory"
+                                  : "is not a regular file"));
+  return Error::success();
+}
+
+} // namespace w4a4
