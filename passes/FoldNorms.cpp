@@ -63,6 +63,11 @@ struct FoldNormsPass : mlir::w4a4::impl::W4A4FoldNormsBase<FoldNormsPass> {
         return lin.emitError(
             "w4a4-fold-norms: the weight is not a readable w4a4.weight");
       int64_t out = w.getType().getDimSize(0), in = w.getType().getDimSize(1);
+      if (static_cast<int64_t>(gain->size()) != in ||
+          static_cast<int64_t>(values->size()) != out * in)
+        return lin.emitError("w4a4-fold-norms: the norm's gain has ")
+               << gain->size() << " elements but the weight " << w.getType()
+               << " reads " << in << " inputs";
       std::vector<float> folded(out * in);
       for (int64_t o = 0; o < out; ++o)
         for (int64_t i = 0; i < in; ++i)

@@ -9,6 +9,7 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
+#include "w4a4/runtime/CheckedMath.h"
 #include "w4a4/runtime/Hadamard.h"
 
 #include <cmath>
@@ -245,10 +246,11 @@ LogicalResult AttentionOp::verify() {
   // attention_c2
   int64_t heads = getNumHeads(), kvHeads = getNumKvHeads(),
           headDim = getHeadDim();
-  if (heads <= 0 || kvHeads <= 0 || headDim <= 0 || heads % kvHeads != 0)
+  if (heads <= 0 || kvHeads <= 0 || headDim <= 0 || heads % kvHeads != 0 ||
+      !::w4a4::checkedMul(heads, headDim) || heads * headDim > (1 << 30))
     return emitOpError("(attention_c2) expects positive num_heads, "
                        "num_kv_heads and head_dim with num_heads a multiple "
-                       "of num_kv_heads, got ")
+                       "of num_kv_heads and num_heads * head_dim <= 2^30, got ")
            << heads << ", " << kvHeads << ", " << headDim;
   // attention_c3
   if (!dimsCompatible(q.getDimSize(2), heads * headDim) ||

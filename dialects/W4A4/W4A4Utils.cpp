@@ -5,6 +5,8 @@
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "llvm/ADT/StringExtras.h"
 
+#include "w4a4/runtime/CheckedMath.h"
+
 #include <cstring>
 
 using namespace mlir;
@@ -18,8 +20,13 @@ std::optional<std::vector<double>> mlir::w4a4::readFloats(Attribute attr) {
   auto floatType = dyn_cast<FloatType>(type.getElementType());
   if (!floatType)
     return std::nullopt;
+  // Checked size; a splat is not expanded past 2^31 elements (an unused
+  // dense<0.0> : tensor<2^40 x f32> must not cost gigabytes).
+  std::optional<int64_t> numel = ::w4a4::checkedProduct(type.getShape());
+  if (!numel || *numel > (int64_t(1) << 31))
+    return std::nullopt;
   std::vector<double> out;
-  out.reserve(type.getNumElements());
+  out.reserve(*numel);
   if (auto dense = dyn_cast<DenseFPElementsAttr>(attr)) {
     for (const APFloat &x : dense.getValues<APFloat>())
       out.push_back(x.convertToDouble());
@@ -30,9 +37,9 @@ std::optional<std::vector<double>> mlir::w4a4::readFloats(Attribute attr) {
     return std::nullopt;
   ArrayRef<char> raw = resource.getRawHandle().getBlob()->getData();
   unsigned width = floatType.getWidth();
-  if (raw.size() * 8 != static_cast<size_t>(type.getNumElements()) * width)
+  if (width % 8 || raw.size() != static_cast<size_t>(*numel) * (width / 8))
     return std::nullopt;
-  for (int64_t i = 0, n = type.getNumElements(); i < n; ++i) {
+  for (int64_t i = 0, n = *numel; i < n; ++i) {
     uint64_t bits = 0;
     std::memcpy(&bits, raw.data() + i * (width / 8), width / 8);
     out.push_back(APFloat(floatType.getFloatSemantics(), APInt(width, bits))

@@ -3,6 +3,7 @@
 #include "runtime/executor/Executor.h"
 
 #include "dialects/W4A4/W4A4Ops.h"
+#include "w4a4/runtime/CheckedMath.h"
 #include "w4a4/runtime/Hadamard.h"
 #include "w4a4/runtime/IntGemm.h"
 #include "w4a4/runtime/Kernels.h"
@@ -34,6 +35,13 @@ HostTensor HostTensor::zerosF32(std::vector<int64_t> shape) {
   t.owned = std::make_shared<std::vector<float>>(t.numel());
   t.f32 = t.owned->data();
   return t;
+}
+
+static std::string debugString(Type t) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  t.print(os);
+  return s;
 }
 
 static llvm::Error opError(Operation *op, const llvm::Twine &message) {
@@ -87,8 +95,22 @@ Executor::create(ModuleOp module, StringRef entry,
         "the executor keeps weights and observed values in host memory; "
         "device '" +
         ex->device->name() + "' is not host-visible");
+  // The kernels compute in fp32: any other float type (f16 or bf16 weights
+  // or activations, which the op types allow) is refused here, before a
+  // kernel could read it as fp32.
+  for (Operation &op : func.getBody().front())
+    for (Value v : llvm::concat<Value>(op.getOperands(), op.getResults()))
+      if (auto t = dyn_cast<RankedTensorType>(v.getType()))
+        if (isa<FloatType>(t.getElementType()) &&
+            !t.getElementType().isF32())
+          return opError(&op, "element type " +
+                                  debugString(t.getElementType()) +
+                                  " is not supported by the executor (its "
+                                  "kernels are fp32)");
   for (Operation &op : func.getBody().front()) {
     Attribute value;
+    if (op.use_empty())
+      continue; // an unused constant is never materialised
     if (auto w = dyn_cast<WeightOp>(op))
       value = w.getValue();
     else if (auto c = dyn_cast<arith::ConstantOp>(op))
@@ -131,6 +153,8 @@ llvm::Error Executor::prepareQLinear(Operation *op) {
       return opError(op, "weight codes are missing (elided dense_resource?)");
     raw = res.getRawHandle().getBlob()->getData();
   } else if (auto dense = dyn_cast<DenseIntElementsAttr>(codesOp.getValue())) {
+    if (dense.getNumElements() > (int64_t(1) << 34))
+      return opError(op, "weight codes too large to materialise");
     for (const APInt &v : dense.getValues<APInt>())
       owned.push_back(static_cast<char>(v.getSExtValue()));
     raw = owned;
@@ -140,6 +164,30 @@ llvm::Error Executor::prepareQLinear(Operation *op) {
   const HostTensor &scales = constants[scalesOp];
   int64_t out = codesOp.getType().getDimSize(0);
   int64_t in = q.getInput().getType().getShape().back();
+  int64_t bits = q.getWeightBits();
+  int64_t perByte = (bits == 2 || bits == 4) ? 8 / bits : 1;
+  int64_t group = q.getGroupSize();
+  if (ShapedType::isDynamic(in) || in <= 0 || out <= 0 || group < 0 ||
+      (group > 0 && in % group))
+    return opError(op, "needs a static input width that the group size "
+                       "divides");
+  // The code blob and the scales hold what the shapes say (a blob shorter
+  // than its type would be read past its end).
+  std::optional<int64_t> codeBytes =
+      ::w4a4::checkedMul(out, (in + perByte - 1) / perByte);
+  std::optional<int64_t> scaleCount =
+      ::w4a4::checkedMul(out, group ? in / group : 1);
+  if (!codeBytes || static_cast<int64_t>(raw.size()) != *codeBytes)
+    return opError(op, "weight codes hold " + std::to_string(raw.size()) +
+                           " bytes; [" + std::to_string(out) + ", " +
+                           std::to_string(in) + "] at " +
+                           std::to_string(bits) + " bits needs " +
+                           std::to_string(codeBytes.value_or(-1)));
+  if (!scaleCount || !scales.f32 || scales.numel() != *scaleCount)
+    return opError(op, "weight scales hold " +
+                           std::to_string(scales.numel()) +
+                           " values; the codes need " +
+                           std::to_string(scaleCount.value_or(-1)));
   auto w = std::make_shared<rt::PackedWeights>();
   rt::Status s =
       rt::packWeights(reinterpret_cast<const int8_t *>(raw.data()), scales.f32,
@@ -167,6 +215,10 @@ llvm::Expected<HostTensor> Executor::constant(Operation *op, Attribute value) {
     return opError(op, "expects a ranked tensor constant");
   HostTensor t;
   t.shape.assign(type.getShape().begin(), type.getShape().end());
+  std::optional<int64_t> bytes = ::w4a4::checkedProduct(t.shape, 4);
+  if (!bytes)
+    return opError(op, "constant of " + debugString(type) +
+                           " has more elements than fit in 64 bits");
   if (!type.getElementType().isF32()) {
     // Integer constants (shape arithmetic) are unused by raised IR; anything
     // else the kernels cannot take.
@@ -177,10 +229,16 @@ llvm::Expected<HostTensor> Executor::constant(Operation *op, Attribute value) {
     if (!blob)
       return opError(op, "weight data is missing (elided dense_resource?)");
     ArrayRef<char> raw = blob->getData();
-    if (static_cast<int64_t>(raw.size()) != t.numel() * 4)
-      return opError(op, "weight blob has the wrong size");
+    if (static_cast<int64_t>(raw.size()) != *bytes)
+      return opError(op, "weight blob has " + std::to_string(raw.size()) +
+                             " bytes; its type " + debugString(type) +
+                             " needs " + std::to_string(*bytes));
     t.f32 = reinterpret_cast<const float *>(raw.data());
   } else if (auto dense = dyn_cast<DenseFPElementsAttr>(value)) {
+    if (*bytes > (int64_t(1) << 34))
+      return opError(op, "a dense constant of " + debugString(type) +
+                             " is too large to materialise (16 GiB limit; "
+                             "store weights as dense_resource blobs)");
     t.owned = std::make_shared<std::vector<float>>();
     for (const APFloat &x : dense.getValues<APFloat>())
       t.owned->push_back(x.convertToFloat());
@@ -196,6 +254,12 @@ llvm::Expected<HostTensor> Executor::constant(Operation *op, Attribute value) {
 }
 
 namespace {
+std::string shapeString(const std::vector<int64_t> &shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
 std::vector<int64_t> withLast(std::vector<int64_t> shape, int64_t last) {
   shape.back() = last;
   return shape;
@@ -337,6 +401,21 @@ Executor::execute(const std::vector<HostTensor> &inputs,
           std::to_string(dim) + "] of fp32");
     past = t.shape[2];
   }
+  // Static dimensions of the function's argument types hold too.
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    auto t = cast<RankedTensorType>(f.getArgument(i).getType());
+    bool ok = static_cast<int64_t>(inputs[i].shape.size()) == t.getRank();
+    for (int64_t d = 0; ok && d < t.getRank(); ++d)
+      ok = t.isDynamicDim(d) || t.getDimSize(d) == inputs[i].shape[d];
+    if (!ok) {
+      std::string got;
+      for (int64_t d : inputs[i].shape)
+        got += (got.empty() ? "" : "x") + std::to_string(d);
+      return llvm::createStringError(
+          "input " + std::to_string(i) + " is [" + got +
+          "] but @forward's argument type is " + debugString(t));
+    }
+  }
   llvm::DenseMap<Value, HostTensor> env;
   for (size_t i = 0; i < inputs.size(); ++i)
     env[f.getArgument(i)] = inputs[i];
@@ -359,8 +438,14 @@ Executor::execute(const std::vector<HostTensor> &inputs,
   auto alloc = [&](std::vector<int64_t> shape) {
     HostTensor t;
     t.shape = std::move(shape);
-    t.buffer = device->allocate(t.numel() * sizeof(float),
-                                /*zeroFill=*/false);
+    std::optional<int64_t> bytes =
+        ::w4a4::checkedProduct(t.shape, sizeof(float));
+    if (!bytes) {
+      outOfMemory = true; // reported as out of memory by TRY
+      t.shape.assign(t.shape.size(), 0);
+      return t;
+    }
+    t.buffer = device->allocate(*bytes, /*zeroFill=*/false);
     t.f32 = t.buffer ? t.buffer->f32() : nullptr;
     outOfMemory |= !t.buffer;
     return t;
@@ -409,6 +494,8 @@ Executor::execute(const std::vector<HostTensor> &inputs,
                   HostTensor &table = get(e.getTable()), &in = get(e.getIds());
                   if (!in.ids)
                     return opError(op, "expects integer ids");
+                  if (table.shape.size() != 2 || !table.f32)
+                    return opError(op, "expects an fp32 table [vocab, hidden]");
                   auto shape = in.shape;
                   shape.push_back(table.shape[1]);
                   HostTensor out = alloc(shape);
@@ -419,6 +506,12 @@ Executor::execute(const std::vector<HostTensor> &inputs,
                 })
             .Case<RMSNormOp>([&](RMSNormOp n) -> llvm::Expected<HostTensor> {
               HostTensor &x = get(n.getInput());
+              if (x.shape.empty() ||
+                  (n.getGain() &&
+                   get(n.getGain()).numel() != x.shape.back()))
+                return opError(op, "the gain's length differs from the "
+                                   "input's width " +
+                                       shapeString(x.shape) + " at run time");
               HostTensor out = alloc(x.shape);
               const float *gain = n.getGain() ? get(n.getGain()).f32 : nullptr;
               TRY(device->rmsNorm(
@@ -428,6 +521,13 @@ Executor::execute(const std::vector<HostTensor> &inputs,
             })
             .Case<LinearOp>([&](LinearOp l) -> llvm::Expected<HostTensor> {
               HostTensor &x = get(l.getInput()), &w = get(l.getWeight());
+              if (x.shape.empty() || w.shape.size() != 2 ||
+                  x.shape.back() != w.shape[1] ||
+                  (l.getBias() && get(l.getBias()).numel() != w.shape[0]))
+                return opError(op, "input " + shapeString(x.shape) +
+                                       " does not fit the weight " +
+                                       shapeString(w.shape) +
+                                       " (or its bias) at run time");
               const float *bias = l.getBias() ? get(l.getBias()).f32 : nullptr;
               HostTensor out = alloc(withLast(x.shape, w.shape[0]));
               TRY(device->linear(stream, x.f32, w.f32, bias, rowsOf(x),
@@ -436,9 +536,11 @@ Executor::execute(const std::vector<HostTensor> &inputs,
             })
             .Case<RoPEOp>([&](RoPEOp r) -> llvm::Expected<HostTensor> {
               HostTensor &x = get(r.getInput());
-              if (x.shape.size() != 3)
-                return opError(op, "expects [batch, seq, features]");
               int64_t hd = r.getHeadDim();
+              if (x.shape.size() != 3 || x.shape[2] % hd)
+                return opError(op, "expects [batch, seq, heads * " +
+                                       std::to_string(hd) + "], got " +
+                                       shapeString(x.shape));
               HostTensor out = alloc(x.shape);
               if (r.getPositions()) {
                 HostTensor &pos = get(r.getPositions());
@@ -487,11 +589,28 @@ Executor::execute(const std::vector<HostTensor> &inputs,
                   double scale = a.getScale()
                                      ? a.getScale()->convertToDouble()
                                      : 1.0 / std::sqrt(static_cast<double>(hd));
+                  int64_t heads = a.getNumHeads(), kvh = a.getNumKvHeads();
+                  if (q.shape.size() != 3 || k.shape != v.shape ||
+                      k.shape.size() != 3 || k.shape[0] != q.shape[0] ||
+                      k.shape[1] != q.shape[1] ||
+                      q.shape[2] != heads * hd || k.shape[2] != kvh * hd)
+                    return opError(
+                        op, "query " + shapeString(q.shape) + ", key " +
+                                shapeString(k.shape) + " and value " +
+                                shapeString(v.shape) +
+                                " are not [batch, seq, heads * head_dim] "
+                                "with " +
+                                std::to_string(heads) + " / " +
+                                std::to_string(kvh) + " heads of " +
+                                std::to_string(hd) + " at run time");
+                  if (a.getKeyPrefix() &&
+                      (get(a.getKeyPrefix()).shape !=
+                           get(a.getValuePrefix()).shape ||
+                       get(a.getKeyPrefix()).shape.size() != 2 ||
+                       get(a.getKeyPrefix()).shape[1] != kvh * hd))
+                    return opError(op, "the KV prefix is not [prefix, "
+                                       "num_kv_heads * head_dim]");
                   HostTensor out = alloc(q.shape);
-                  if (k.shape != v.shape || k.shape.size() != 3 ||
-                      k.shape[0] != q.shape[0] || k.shape[1] != q.shape[1])
-                    return opError(op, "query, key and value shapes differ "
-                                       "at run time");
                   if (a.getPastKey()) {
                     HostTensor &pk = get(a.getPastKey()),
                                &pv = get(a.getPastValue());
@@ -522,6 +641,10 @@ Executor::execute(const std::vector<HostTensor> &inputs,
                 })
             .Case<SwiGLUOp>([&](SwiGLUOp s) -> llvm::Expected<HostTensor> {
               HostTensor &g = get(s.getGate()), &u = get(s.getUp());
+              if (g.shape != u.shape)
+                return opError(op, "gate " + shapeString(g.shape) + " and up " +
+                                       shapeString(u.shape) +
+                                       " differ at run time");
               HostTensor out = alloc(g.shape);
               TRY(device->swiglu(stream, g.f32, u.f32, g.numel(),
                                  out.mutableF32()));
@@ -540,6 +663,13 @@ Executor::execute(const std::vector<HostTensor> &inputs,
                 [&](RegistersOp r) -> llvm::Expected<HostTensor> {
                   HostTensor &x = get(r.getInput()),
                              &regs = get(r.getRegisters());
+                  if (x.shape.size() != 3 || regs.shape.size() != 2 ||
+                      regs.shape[1] != x.shape[2])
+                    return opError(op, "input " + shapeString(x.shape) +
+                                           " and registers " +
+                                           shapeString(regs.shape) +
+                                           " are not [batch, seq, hidden] "
+                                           "and [k, hidden] at run time");
                   int64_t k = regs.shape[0];
                   rt::RegisterMode mode = r.getMode() == RegisterMode::prepend
                                               ? rt::RegisterMode::Prepend
@@ -593,6 +723,11 @@ Executor::execute(const std::vector<HostTensor> &inputs,
             .Case<QLinearOp>([&](QLinearOp q) -> llvm::Expected<HostTensor> {
               HostTensor &x = get(q.getInput());
               const rt::PackedWeights &w = *packed[op];
+              if (x.shape.empty() || x.shape.back() != w.in)
+                return opError(op, "input " + shapeString(x.shape) +
+                                       " does not fit the weight's " +
+                                       std::to_string(w.in) +
+                                       " inputs at run time");
               const float *bias = q.getBias() ? get(q.getBias()).f32 : nullptr;
               int64_t rows = rowsOf(x);
               HostTensor out = alloc(withLast(x.shape, w.out));
