@@ -1,6 +1,7 @@
 //===- Calibration.cpp - per-site activation statistics -------------------===//
 
 #include "passes/Calibration.h"
+#include "dialects/W4A4/W4A4Utils.h"
 #include "passes/Sites.h"
 #include "runtime/executor/Executor.h"
 #include "support/AtomicFile.h"
@@ -82,6 +83,12 @@ FailureOr<llvm::DenseMap<Value, SiteStats>> mlir::w4a4::calibrateSites(
   if (n <= 0 || cw.windows <= 0) {
     module.emitError(pass) << ": need ctx >= 2 and windows >= 1, got ctx "
                            << cw.ctx << ", windows " << cw.windows;
+    return failure();
+  }
+  if (std::string e =
+          checkPositions(module, cw.ctx, "ctx=" + std::to_string(cw.ctx));
+      !e.empty()) {
+    module.emitError(pass) << ": " << e;
     return failure();
   }
   if (static_cast<int64_t>(ids.size()) < n) {

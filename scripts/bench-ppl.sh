@@ -54,13 +54,25 @@ for MODEL_DIR in "${MODELS[@]}"; do
   if grep -q AMX "$TMP/w4a4.json"; then
     run "$TMP/w4a4.mlirbc" "$TMP/w4a4-vnni.json" --int-gemm=vnni
   fi
+  # A busy machine: one core taken by a competing process. Parking OpenMP
+  # workers (the tools' default, OMP_WAIT_POLICY=passive) against 1 thread
+  # and against libgomp's spinning default (OMP_WAIT_POLICY=active).
+  if [ "${BUSY:-1}" = 1 ]; then
+    ( while :; do :; done ) &
+    BUSY_PID=$!
+    run "$TMP/w4a4.mlirbc" "$TMP/busy-2.json"
+    THREADS=1 run "$TMP/w4a4.mlirbc" "$TMP/busy-1.json"
+    OMP_WAIT_POLICY=active run "$TMP/w4a4.mlirbc" "$TMP/busy-2-active.json"
+    kill "$BUSY_PID"; wait "$BUSY_PID" 2>/dev/null || true
+  fi
   node models/reference/ort/ort_ppl.js "$MODEL_DIR/model.onnx" "$TMP/ids.txt" "$CTX" "$STRIDE" 1 \
     "$THREADS" > "$TMP/ort.json"
 
   /usr/bin/python3 - "$MODEL_DIR" "$TMP" "$CTX" "$STRIDE" "$THREADS" <<'PY'
 import json, os, sys
 model, tmp, ctx, stride, threads = sys.argv[1:]
-keys = [k for k in ("ort", "fp32", "w4a4", "fp32-all", "w4a4-all", "w4a4-vnni")
+keys = [k for k in ("ort", "fp32", "w4a4", "fp32-all", "w4a4-all", "w4a4-vnni", "busy-2", "busy-1",
+                    "busy-2-active")
         if os.path.exists("%s/%s.json" % (tmp, k))]
 r = {k: json.load(open("%s/%s.json" % (tmp, k))) for k in keys}
 print("model %s, %d tokens, ctx %s, stride %s, %s threads; %s" % (
@@ -70,7 +82,10 @@ names = {"ort": "onnxruntime-node fp32", "fp32": "w4a4 fp32",
          "w4a4": "w4a4 W4A4 (integer GEMM)",
          "fp32-all": "w4a4 fp32, logits at all positions",
          "w4a4-all": "w4a4 W4A4, logits at all positions",
-         "w4a4-vnni": "w4a4 W4A4, VNNI GEMM instead of AMX"}
+         "w4a4-vnni": "w4a4 W4A4, VNNI GEMM instead of AMX",
+         "busy-2": "W4A4, one core busy: %s threads (parking)" % threads,
+         "busy-1": "W4A4, one core busy: 1 thread",
+         "busy-2-active": "W4A4, one core busy: %s threads spinning" % threads}
 for k in keys:
     print("%-44s %10.1f %10.3f %7.2fx" % (names[k], r[k]["tokens_per_s"], r[k]["ppl"],
                                          r[k]["tokens_per_s"] / r["ort"]["tokens_per_s"]))

@@ -7,6 +7,7 @@
 
 #include "w4a4/runtime/CheckedMath.h"
 
+#include <algorithm>
 #include <cstring>
 
 using namespace mlir;
@@ -104,4 +105,35 @@ LogicalResult mlir::w4a4::transformWeight(
   w.replaceAllUsesWith(nw.getResult());
   w.erase();
   return success();
+}
+
+std::optional<int64_t> mlir::w4a4::positionsFor(ModuleOp module,
+                                                int64_t tokens) {
+  int64_t prefix = 0, offset = 0;
+  module.walk([&](Operation *op) {
+    if (auto r = dyn_cast<RegistersOp>(op)) {
+      if (r.getMode() == RegisterMode::prepend)
+        prefix = std::max(prefix, r.getRegisters().getType().getDimSize(0));
+    } else if (auto rope = dyn_cast<RoPEOp>(op)) {
+      offset = std::max(offset, static_cast<int64_t>(rope.getPositionOffset()));
+    }
+  });
+  std::optional<int64_t> n = ::w4a4::checkedAdd(tokens, prefix);
+  return n ? ::w4a4::checkedAdd(*n, offset) : std::nullopt;
+}
+
+std::string mlir::w4a4::checkPositions(ModuleOp module, int64_t tokens,
+                                       llvm::StringRef what) {
+  auto limit = module->getAttrOfType<IntegerAttr>("w4a4.max_positions");
+  if (!limit)
+    return "";
+  std::optional<int64_t> need = positionsFor(module, tokens);
+  if (need && *need <= limit.getInt())
+    return "";
+  std::optional<int64_t> prefix = positionsFor(module, 0);
+  return what.str() + " needs " +
+         (need ? std::to_string(*need) : std::string("more than 2^63")) +
+         " positions (register prefix " + std::to_string(prefix.value_or(0)) +
+         " + " + std::to_string(tokens) + " tokens) but the model has " +
+         std::to_string(limit.getInt());
 }

@@ -30,6 +30,18 @@ LogicalResult
 transformWeight(Value v, StringRef pass,
                 llvm::function_ref<void(std::vector<double> &)> fn);
 
+/// The RoPE positions a call on `tokens` tokens uses: the tokens, plus a
+/// register prefix still prepended, plus the largest RoPE position_offset
+/// (a folded register prefix). nullopt on overflow.
+std::optional<int64_t> positionsFor(ModuleOp module, int64_t tokens);
+
+/// An error message when `tokens` tokens need more positions than the
+/// module's `w4a4.max_positions` (the rows of the exported RoPE tables);
+/// empty when they fit or the module has no bound. `what` names the
+/// request ("--ctx 600").
+std::string checkPositions(ModuleOp module, int64_t tokens,
+                           llvm::StringRef what);
+
 } // namespace mlir::w4a4
 
 #endif // W4A4_DIALECTS_W4A4_W4A4UTILS_H

@@ -7,6 +7,10 @@
 #include <cstring>
 #include <thread>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace w4a4::rt {
 namespace {
 
@@ -39,12 +43,15 @@ class CpuDevice final : public Device {
 public:
   explicit CpuDevice(int threads) : threads(threads) {
     if (threads >= 0)
-      setThreads(threads);
+      this->threads = setThreads(threads);
   }
 
   std::string name() const override {
-    int n = threads > 0 ? threads
-                        : static_cast<int>(std::thread::hardware_concurrency());
+#ifdef _OPENMP
+    int n = threads > 0 ? threads : omp_get_max_threads();
+#else
+    int n = 1;
+#endif
     return "cpu (" + std::to_string(n) + " threads, " +
            (hasAmxInt8()      ? "AMX-INT8"
             : hasAvx512Vnni() ? "AVX-512-VNNI"

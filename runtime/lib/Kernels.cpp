@@ -6,14 +6,20 @@
 #include "VecMath.h"
 
 #include <cblas.h>
+#ifdef __linux__
+#include <sched.h>
+#endif
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -26,12 +32,33 @@ extern "C" void openblas_set_num_threads(int);
 
 namespace w4a4::rt {
 
-void setThreads(int threads) {
-#ifdef _OPENMP
-  if (threads > 0)
-    omp_set_num_threads(threads);
+int usableCores() {
+#ifdef __linux__
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+    return CPU_COUNT(&set);
 #endif
-  (void)threads;
+  unsigned n = std::thread::hardware_concurrency();
+  return n ? static_cast<int>(n) : 1;
+}
+
+int setThreads(int threads) {
+  int cores = usableCores();
+  int n = threads > 0 ? std::min(threads, cores) : cores;
+#ifdef _OPENMP
+  omp_set_num_threads(n);
+#endif
+  return n;
+}
+
+const char *waitPolicy() {
+  const char *p = std::getenv("OMP_WAIT_POLICY");
+  if (!p)
+    return "default";
+  std::string v(p);
+  for (char &c : v)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return v == "passive" ? "passive" : v == "active" ? "active" : "default";
 }
 
 namespace {

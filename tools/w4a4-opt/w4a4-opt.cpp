@@ -21,6 +21,7 @@
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 #include "mlir/Transforms/Passes.h"
 #include "support/AtomicFile.h"
+#include "support/ThreadPolicy.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -31,6 +32,9 @@ static llvm::cl::opt<std::string> reportFile(
     llvm::cl::value_desc("FILE.json"), llvm::cl::init(""));
 
 int main(int argc, char **argv) {
+  // Calibration runs the kernels: OpenMP workers that park (unless the user
+  // chose a wait policy).
+  w4a4::useParkingThreads(argc, argv);
   llvm::InitLLVM y(argc, argv);
   mlir::DialectRegistry registry;
   registry.insert<mlir::w4a4::W4A4Dialect, mlir::func::FuncDialect,

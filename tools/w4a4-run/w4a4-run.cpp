@@ -16,10 +16,12 @@
 
 #include "runtime/executor/Executor.h"
 #include "support/AtomicFile.h"
+#include "support/ThreadPolicy.h"
 #include "w4a4/runtime/IntGemm.h"
 #include "w4a4/runtime/Kernels.h"
 
 #include "dialects/W4A4/W4A4Ops.h"
+#include "dialects/W4A4/W4A4Utils.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/MLIRContext.h"
@@ -212,9 +214,19 @@ tokenize(const std::string &path, sentencepiece::SentencePieceProcessor &sp) {
 }
 
 int main(int argc, char **argv) {
+  // OpenMP workers that park instead of spinning (unless the user chose).
+  w4a4::useParkingThreads(argc, argv);
   InitLLVM init(argc, argv);
   cl::ParseCommandLineOptions(argc, argv,
                               "w4a4 model runner: logits and perplexity\n");
+  if (numThreads < 0)
+    return fail("--num-threads " + Twine(numThreads) +
+                ": expected 0 (all usable cores) or a positive count");
+  if (numThreads > w4a4::rt::usableCores())
+    WithColor::note(errs(), "w4a4-run")
+        << "--num-threads " << numThreads << ": this process may use "
+        << w4a4::rt::usableCores() << " cores; running "
+        << w4a4::rt::usableCores() << " threads\n";
   w4a4::rt::setThreads(numThreads);
   if ((intGemm == w4a4::rt::GemmPath::AmxInt8 && !w4a4::rt::hasAmxInt8()) ||
       (intGemm == w4a4::rt::GemmPath::Avx512Vnni && !w4a4::rt::hasAvx512Vnni()))
@@ -235,6 +247,11 @@ int main(int argc, char **argv) {
       return fail(toString(ids.takeError()));
     if (ids->empty())
       return fail("--ids: no token ids");
+    if (std::string e = w4::checkPositions(
+            module->get(), ids->size(),
+            "--ids (" + std::to_string(ids->size()) + " ids)");
+        !e.empty())
+      return fail(e);
     int64_t n = ids->size(), begin = 0, end = n;
     if (!positionsArg.empty()) {
       auto [b, e] = StringRef(positionsArg).split(':');
@@ -340,19 +357,11 @@ int main(int argc, char **argv) {
     return fail("no tokens to score (empty text?)");
   if (ctx <= 0 || stride <= 0 || stride > ctx)
     return fail("need 0 < --stride <= --ctx");
-  if (auto limit = module->get()->getAttrOfType<mlir::IntegerAttr>(
-          "w4a4.max_positions")) {
-    int64_t registers = 0;
-    module->get().walk([&](w4::RegistersOp r) {
-      if (r.getMode() == w4::RegisterMode::prepend)
-        registers = r.getRegisters().getType().getDimSize(0);
-    });
-    if (registers + 1 + ctx > limit.getInt())
-      return fail("--ctx " + Twine(ctx) + " needs " +
-                  Twine(registers + 1 + ctx) +
-                  " positions (registers + BOS + window) but the model has " +
-                  Twine(limit.getInt()));
-  }
+  // BOS + window, after any register prefix (folded or not).
+  if (std::string e = w4::checkPositions(module->get(), int64_t(ctx) + 1,
+                                         "--ctx " + std::to_string(ctx));
+      !e.empty())
+    return fail(e);
 
   // Windows as in models/reference/w4a4ref/perplexity.py.
   struct Window {
@@ -428,6 +437,7 @@ int main(int argc, char **argv) {
                         {"ctx", static_cast<int64_t>(ctx)},
                         {"device", (*executor)->getDevice().name()},
                         {"int_gemm", w4a4::rt::gemmPathName(intGemm)},
+                        {"omp_wait_policy", w4a4::rt::waitPolicy()},
                         {"all_positions", static_cast<bool>(allPositions)},
                         {"stride", static_cast<int64_t>(stride)}};
     if (Error e = ::w4a4::writeFileAtomically(jsonOut, j.dump(2) + "\n"))

@@ -18,8 +18,17 @@
 namespace w4a4::rt {
 
 /// Threads used by the kernels (OpenMP; OpenBLAS runs single-threaded inside
-/// them); 0 = all cores.
-void setThreads(int threads);
+/// them); 0 = all usable cores. More threads than usable cores are clamped
+/// to the cores (oversubscribed spinning threads only slow each other).
+/// Returns the number in effect.
+int setThreads(int threads);
+
+/// The cores this process may run on (its CPU affinity mask).
+int usableCores();
+
+/// The OpenMP wait policy of this process ("passive", "active" or
+/// "default"): read from OMP_WAIT_POLICY when OpenMP started.
+const char *waitPolicy();
 
 /// out[i, :] = table[ids[i], :]; ids outside [0, vocab) are an error.
 Status embedding(const float *table, int64_t vocab, int64_t hidden,
