@@ -6,10 +6,15 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/Passes.h"
+#include "support/AtomicFile.h"
 
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassOptions.h"
 #include "mlir/Pass/PassRegistry.h"
+
+#include <sstream>
 
 using namespace mlir;
 using namespace mlir::w4a4;
@@ -92,8 +97,82 @@ struct QuantizePipelineOptions
       llvm::cl::init(-1)};
 };
 
+/// Reports a pipeline option error when the pipeline runs, before any pass
+/// (so that nothing, e.g. a calibration side file, is written).
+struct OptionErrorPass : PassWrapper<OptionErrorPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(OptionErrorPass)
+  explicit OptionErrorPass(std::string message) : message(std::move(message)) {}
+  StringRef getArgument() const override {
+    return "w4a4-quantize-pipeline-options";
+  }
+  void runOnOperation() override {
+    getOperation().emitError("w4a4-quantize-pipeline: ") << message;
+    signalPassFailure();
+  }
+  std::string message;
+};
+
+/// Every option checked up front: ranges, NaN, contradictions, the
+/// calibration files. Empty when all hold.
+std::string num(double x) {
+  std::ostringstream os;
+  os << x;
+  return os.str();
+}
+
+std::string checkOptions(const QuantizePipelineOptions &o) {
+  auto inRange = [](double x, double lo, double hi) {
+    return x >= lo && x <= hi; // false for NaN
+  };
+  if (o.rotate != "none" && o.rotate != "readers" && o.rotate != "full")
+    return "rotate must be none, readers or full, got '" + o.rotate + "'";
+  if (o.wbits < 2 || o.wbits > 8)
+    return "wbits must be in [2, 8], got " + std::to_string(o.wbits);
+  if (o.abits < 2 || o.abits > 8)
+    return "abits must be in [2, 8], got " + std::to_string(o.abits);
+  if (o.group < 0)
+    return "group must be >= 0, got " + std::to_string(o.group);
+  if (!inRange(o.wclip, 1e-6, 1.0) || !inRange(o.aclip, 1e-6, 1.0))
+    return "wclip and aclip must be in (0, 1], got " + num(o.wclip) + " and " +
+           num(o.aclip);
+  if (!(o.smooth < 0) && !inRange(o.smooth, 0.0, 1.0))
+    return "smooth must be in [0, 1] (or negative: off), got " + num(o.smooth);
+  if (o.weights != "rtn" && o.weights != "gptq")
+    return "weights must be rtn or gptq, got '" + std::string(o.weights) + "'";
+  if (!(o.damp > 0.0 && o.damp < 1.0))
+    return "damp must be in (0, 1), got " + num(o.damp);
+  if (o.actOrder && o.weights != "gptq")
+    return "act-order needs weights=gptq";
+  if (o.kvBits != 0 && (o.kvBits < 2 || o.kvBits > 8))
+    return "kv-bits must be 0 or in [2, 8], got " + std::to_string(o.kvBits);
+  if (o.kvGroup < 0)
+    return "kv-group must be >= 0, got " + std::to_string(o.kvGroup);
+  if (o.calibWindows < 1 || o.calibCtx < 2)
+    return "calib-windows must be >= 1 and calib-ctx >= 2, got " +
+           std::to_string(o.calibWindows) + " and " +
+           std::to_string(o.calibCtx);
+  if (o.bos < -1)
+    return "bos must be a token id >= 0, got " + std::to_string(o.bos);
+  bool calibrates = o.smooth >= 0 || o.weights == "gptq" || o.clipSearch;
+  if (!calibrates)
+    return "";
+  if (o.calib.empty())
+    return "SmoothQuant, GPTQ and clip search need calib=FILE (token ids)";
+  if (llvm::Error e = ::w4a4::checkRegularInput(o.calib, "calib"))
+    return llvm::toString(std::move(e));
+  std::string stats =
+      o.calibStats.empty() ? o.calib + ".w4a4cal" : std::string(o.calibStats);
+  if (::w4a4::sameFile(stats, o.calib))
+    return "calib-stats '" + stats + "' is the calibration ids file";
+  return "";
+}
+
 void buildQuantizePipeline(OpPassManager &pm,
                            const QuantizePipelineOptions &o) {
+  if (std::string e = checkOptions(o); !e.empty()) {
+    pm.addPass(std::make_unique<OptionErrorPass>(e));
+    return;
+  }
   // Registers first: the prefix becomes constant fp32 KV, computed on fp32
   // weights, and never reaches activation quantization.
   pm.addPass(createW4A4FoldRegisters());

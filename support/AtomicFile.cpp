@@ -2,6 +2,7 @@
 
 #include "support/AtomicFile.h"
 
+#include "llvm/Support/ConvertUTF.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Signals.h"
@@ -133,6 +134,33 @@ Error checkRegularInput(StringRef path, StringRef what) {
                              (sys::fs::is_directory(st)
                                   ? "is a directory"
                                   : "is not a regular file"));
+  return Error::success();
+}
+
+Error checkMlirInput(StringRef path, StringRef bytes) {
+  if (bytes.starts_with("ML\xefR"))
+    return Error::success(); // bytecode
+  size_t nul = bytes.find('\0');
+  if (nul != StringRef::npos)
+    return createStringError(path.str() +
+                             ": not MLIR text or bytecode (a NUL "
+                             "byte at offset " +
+                             std::to_string(nul) + ")");
+  return Error::success();
+}
+
+Error checkUtf8Text(StringRef path, StringRef bytes) {
+  size_t nul = bytes.find('\0');
+  if (nul != StringRef::npos)
+    return createStringError(path.str() + ": not text (a NUL byte at offset " +
+                             std::to_string(nul) + ")");
+  const auto *begin = reinterpret_cast<const UTF8 *>(bytes.data());
+  const UTF8 *p = begin;
+  if (!isLegalUTF8String(&p, begin + bytes.size()))
+    return createStringError(path.str() +
+                             ": not UTF-8 text (an invalid byte sequence at "
+                             "offset " +
+                             std::to_string(p - begin) + ")");
   return Error::success();
 }
 

@@ -61,6 +61,16 @@ bool sameFile(llvm::StringRef a, llvm::StringRef b);
 /// `what` says which input it is ("--text", "calibration statistics").
 llvm::Error checkRegularInput(llvm::StringRef path, llvm::StringRef what);
 
+/// Why `bytes`, read from `path` as MLIR, is neither MLIR bytecode nor
+/// text (a NUL byte, which the text parser would take as the end of an
+/// empty module): an error naming the file and the offset; success
+/// otherwise.
+llvm::Error checkMlirInput(llvm::StringRef path, llvm::StringRef bytes);
+
+/// Why `bytes` from `path` is not UTF-8 text: a NUL byte or an invalid
+/// sequence, with its offset; success otherwise.
+llvm::Error checkUtf8Text(llvm::StringRef path, llvm::StringRef bytes);
+
 } // namespace w4a4
 
 #endif // W4A4_SUPPORT_ATOMICFILE_H

@@ -68,6 +68,14 @@ int main(int argc, char **argv) {
     llvm::errs() << "w4a4-opt: " << error << "\n";
     return 1;
   }
+  // A NUL byte ends the text parser's input: a file of NULs would pass as
+  // an empty module.
+  if (llvm::Error e =
+          w4a4::checkMlirInput(inputFilename == "-" ? "<stdin>" : inputFilename,
+                               input->getBuffer())) {
+    llvm::errs() << "w4a4-opt: " << llvm::toString(std::move(e)) << "\n";
+    return 1;
+  }
   // Written to a temporary file renamed over the destination on success:
   // `-o` may name the input, and a failed run leaves an existing output as
   // it was.

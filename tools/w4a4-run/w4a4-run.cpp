@@ -163,6 +163,14 @@ loadModel(mlir::MLIRContext &context, const char *argv0) {
       return imported.takeError();
     path = *imported;
   }
+  {
+    auto bytes = MemoryBuffer::getFile(path, /*IsText=*/false,
+                                       /*RequiresNullTerminator=*/false);
+    if (!bytes)
+      return createStringError(modelPath + ": " + bytes.getError().message());
+    if (Error e = w4a4::checkMlirInput(modelPath, (*bytes)->getBuffer()))
+      return std::move(e);
+  }
   auto module = mlir::parseSourceFile<mlir::ModuleOp>(path, &context);
   if (temporary) {
     sys::fs::remove(path);
@@ -194,21 +202,52 @@ static Expected<std::vector<int64_t>> parseIds(StringRef text, StringRef what) {
 /// Line by line, as models/zoo/w4a4zoo/data.py: each line with a
 /// non-whitespace character is encoded and the ids concatenated.
 static Expected<std::vector<int64_t>>
-tokenize(const std::string &path, sentencepiece::SentencePieceProcessor &sp) {
+tokenize(const std::string &path, sentencepiece::SentencePieceProcessor &sp,
+         int64_t maxTokens) {
+  if (Error e = w4a4::checkRegularInput(path, "--text"))
+    return std::move(e);
   auto buffer = MemoryBuffer::getFile(path);
   if (!buffer)
     return createStringError(path + ": " + buffer.getError().message());
+  if (Error e = w4a4::checkUtf8Text(path, (*buffer)->getBuffer()))
+    return std::move(e);
   std::vector<int64_t> ids;
-  SmallVector<StringRef> lines;
-  (*buffer)->getBuffer().split(lines, '\n');
-  for (StringRef line : lines) {
-    if (line.trim().empty())
-      continue;
+  auto encode = [&](StringRef text) -> Error {
     std::vector<int> piece;
-    auto status = sp.Encode(std::string_view(line.data(), line.size()), &piece);
+    auto status = sp.Encode(std::string_view(text.data(), text.size()), &piece);
     if (!status.ok())
       return createStringError(path + ": tokenizer: " + status.ToString());
     ids.insert(ids.end(), piece.begin(), piece.end());
+    return Error::success();
+  };
+  // Line by line, as the reference; tokenizing stops once --max-tokens are
+  // there. A line over 1 MiB is encoded in pieces of at most 64 KiB cut
+  // before a space (SentencePiece splits at whitespace, so the pieces give
+  // the line's tokens) instead of all at once.
+  constexpr size_t kLongLine = 1 << 20, kPiece = 1 << 16;
+  StringRef rest = (*buffer)->getBuffer();
+  while (!rest.empty() &&
+         (maxTokens <= 0 || static_cast<int64_t>(ids.size()) < maxTokens)) {
+    auto [line, tail] = rest.split('\n');
+    rest = tail;
+    if (line.trim().empty())
+      continue;
+    while (line.size() > kLongLine) {
+      size_t cut = line.take_front(kPiece).rfind(' ');
+      if (cut == StringRef::npos || cut == 0) {
+        cut = kPiece; // no space: cut at a character boundary
+        while (cut > 0 &&
+               (static_cast<unsigned char>(line[cut]) & 0xC0) == 0x80)
+          --cut;
+      }
+      if (Error e = encode(line.take_front(cut)))
+        return std::move(e);
+      line = line.drop_front(cut);
+      if (maxTokens > 0 && static_cast<int64_t>(ids.size()) >= maxTokens)
+        return ids;
+    }
+    if (Error e = encode(line))
+      return std::move(e);
   }
   return ids;
 }
@@ -222,6 +261,26 @@ int main(int argc, char **argv) {
   if (numThreads < 0)
     return fail("--num-threads " + Twine(numThreads) +
                 ": expected 0 (all usable cores) or a positive count");
+  if (bosId < -1 || (bosId.getNumOccurrences() && bosId < 0))
+    return fail("--bos " + Twine(bosId) + ": expected a token id >= 0");
+  // One input, and only the options that apply to it.
+  int inputs = !idsArg.empty() + !textFile.empty() + !tokensFile.empty();
+  if (inputs > 1)
+    return fail("give one of --ids, --text and --tokens, not several");
+  if (idsArg.empty())
+    for (auto *o : std::initializer_list<cl::Option *>{
+             &positionsArg, &dumpLogits, &kvSplits, &dumpCache})
+      if (o->getNumOccurrences())
+        return fail("--" + o->ArgStr + " applies to --ids only");
+  if (!idsArg.empty())
+    for (auto *o : std::initializer_list<cl::Option *>{
+             &ctx, &stride, &maxTokens, &allPositions, &jsonOut, &tokenizerPath,
+             &bosId})
+      if (o->getNumOccurrences())
+        return fail("--" + o->ArgStr +
+                    " applies to perplexity (--text or --tokens), not --ids");
+  if (!tokenizerPath.empty() && textFile.empty())
+    return fail("--tokenizer applies to --text only");
   if (numThreads > w4a4::rt::usableCores())
     WithColor::note(errs(), "w4a4-run")
         << "--num-threads " << numThreads << ": this process may use "
@@ -332,7 +391,7 @@ int main(int argc, char **argv) {
     auto status = sp.Load(tokenizerPath);
     if (!status.ok())
       return fail(tokenizerPath + ": " + status.ToString());
-    auto ids = tokenize(textFile, sp);
+    auto ids = tokenize(textFile, sp, maxTokens);
     if (!ids)
       return fail(toString(ids.takeError()));
     tokens = std::move(*ids);

@@ -173,7 +173,7 @@ func.func @attention_c1(%q: tensor<?x64xf32>, %k: tensor<?x?x64xf32>) -> tensor<
 // -----
 
 func.func @attention_c2(%q: tensor<?x?x48xf32>, %k: tensor<?x?x32xf32>) -> tensor<?x?x48xf32> {
-  // expected-error @+1 {{(attention_c2) expects positive num_heads, num_kv_heads and head_dim with num_heads a multiple of num_kv_heads, got 3, 2, 16}}
+  // expected-error @+1 {{(attention_c2) expects positive num_heads, num_kv_heads and head_dim with num_heads a multiple of num_kv_heads and num_heads * head_dim <= 2^30, got 3, 2, 16}}
   %o = w4a4.attention %q, %k, %k {num_heads = 3 : i64, num_kv_heads = 2 : i64, head_dim = 16 : i64}
       : (tensor<?x?x48xf32>, tensor<?x?x32xf32>, tensor<?x?x32xf32>) -> tensor<?x?x48xf32>
   return %o : tensor<?x?x48xf32>
