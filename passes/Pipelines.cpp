@@ -129,7 +129,10 @@ std::string checkOptions(const QuantizePipelineOptions &o) {
   if (o.wbits < 2 || o.wbits > 8)
     return "wbits must be in [2, 8], got " + std::to_string(o.wbits);
   if (o.abits < 2 || o.abits > 8)
-    return "abits must be in [2, 8], got " + std::to_string(o.abits);
+    return "abits must be in [2, 8], got " + std::to_string(o.abits) +
+           (o.abits == 0 ? " (to keep activations in floating point, use "
+                           "keep-fp=qkv,o_proj,w1w3,w2)"
+                         : "");
   if (o.group < 0)
     return "group must be >= 0, got " + std::to_string(o.group);
   if (!inRange(o.wclip, 1e-6, 1.0) || !inRange(o.aclip, 1e-6, 1.0))
