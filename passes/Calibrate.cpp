@@ -9,6 +9,7 @@
 #include "passes/Calibration.h"
 #include "passes/Passes.h"
 #include "passes/Report.h"
+#include "support/AtomicFile.h"
 
 #include "mlir/IR/Builders.h"
 
@@ -32,6 +33,19 @@ struct CalibratePass : mlir::w4a4::impl::W4A4CalibrateBase<CalibratePass> {
                        "statistics go) is required");
       return signalPassFailure();
     }
+    // The statistics must not overwrite the calibration ids or the module's
+    // own source file.
+    if (::w4a4::sameFile(out, calib)) {
+      module.emitError("w4a4-calibrate: out='")
+          << out << "' is the calibration ids file";
+      return signalPassFailure();
+    }
+    if (auto loc = dyn_cast<FileLineColLoc>(module.getLoc()))
+      if (::w4a4::sameFile(out, loc.getFilename().getValue())) {
+        module.emitError("w4a4-calibrate: out='")
+            << out << "' is the input model";
+        return signalPassFailure();
+      }
     dropCalibration(module);
     auto sites = collectSites(module);
     if (sites.empty()) {
@@ -40,7 +54,9 @@ struct CalibratePass : mlir::w4a4::impl::W4A4CalibrateBase<CalibratePass> {
       return signalPassFailure();
     }
     CalibrationWindows cw{calib, windows, ctx, bos};
-    auto stats = calibrateSites(module, "w4a4-calibrate", cw, sites, hessian);
+    StatsProvenance provenance;
+    auto stats = calibrateSites(module, "w4a4-calibrate", cw, sites, hessian,
+                                &provenance.data);
     if (failed(stats))
       return signalPassFailure();
     std::vector<SiteStats> ordered;
@@ -52,8 +68,9 @@ struct CalibratePass : mlir::w4a4::impl::W4A4CalibrateBase<CalibratePass> {
       ordered.push_back(std::move((*stats)[input]));
       rows = ordered.back().rows;
     }
+    provenance.weights = weightsFingerprint(module);
     std::string error;
-    if (failed(writeStatsFile(out, ordered, error))) {
+    if (failed(writeStatsFile(out, ordered, provenance, error))) {
       module.emitError("w4a4-calibrate: ") << error;
       return signalPassFailure();
     }
@@ -64,6 +81,11 @@ struct CalibratePass : mlir::w4a4::impl::W4A4CalibrateBase<CalibratePass> {
             b.getNamedAttr("sites", b.getI64IntegerAttr(ordered.size())),
             b.getNamedAttr("positions", b.getI64IntegerAttr(rows)),
             b.getNamedAttr("hessian", b.getBoolAttr(hessian)),
+            b.getNamedAttr(
+                "weights_fingerprint",
+                b.getStringAttr(fingerprintString(provenance.weights))),
+            b.getNamedAttr("data_fingerprint",
+                           b.getStringAttr(fingerprintString(provenance.data))),
         }));
     reportFact("file", std::string(out));
     reportFact("sites", static_cast<int64_t>(ordered.size()));

@@ -6,9 +6,12 @@
 #include "runtime/executor/Executor.h"
 #include "support/AtomicFile.h"
 
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/raw_ostream.h"
+#include "llvm/Support/xxhash.h"
 
 #include <cblas.h>
 #include <cmath>
@@ -18,7 +21,9 @@ using namespace mlir;
 using namespace mlir::w4a4;
 
 namespace {
-constexpr char kMagic[8] = {'W', '4', 'A', '4', 'C', 'A', 'L', '1'};
+// Version 2: the header records the provenance (weights and data
+// fingerprints) after the magic.
+constexpr char kMagic[8] = {'W', '4', 'A', '4', 'C', 'A', 'L', '2'};
 } // namespace
 
 llvm::MapVector<Value, SmallVector<LinearOp>>
@@ -34,7 +39,8 @@ mlir::w4a4::collectSites(ModuleOp module) {
 
 FailureOr<llvm::DenseMap<Value, SiteStats>> mlir::w4a4::calibrateSites(
     ModuleOp module, StringRef pass, const CalibrationWindows &cw,
-    const llvm::MapVector<Value, SmallVector<LinearOp>> &sites, bool hessian) {
+    const llvm::MapVector<Value, SmallVector<LinearOp>> &sites, bool hessian,
+    uint64_t *dataFingerprint) {
   // The model's BOS unless the pass was given one.
   int64_t bos = cw.bos;
   if (bos < 0) {
@@ -104,10 +110,12 @@ FailureOr<llvm::DenseMap<Value, SiteStats>> mlir::w4a4::calibrateSites(
   }
   llvm::DenseMap<Value, SiteStats> stats;
   std::vector<double> rowsF64;
+  std::vector<int64_t> fingerprinted = {cw.ctx, cw.windows, hessian ? 1 : 0};
   for (int64_t w = 0;
        w < cw.windows && (w + 1) * n <= static_cast<int64_t>(ids.size()); ++w) {
     std::vector<int64_t> window = {bos};
     window.insert(window.end(), ids.begin() + w * n, ids.begin() + (w + 1) * n);
+    fingerprinted.insert(fingerprinted.end(), window.begin(), window.end());
     auto r = (*executor)->run(
         window, 1, window.size(), [&](Value v, const HostTensor &t) {
           if (!sites.count(v))
@@ -138,6 +146,10 @@ FailureOr<llvm::DenseMap<Value, SiteStats>> mlir::w4a4::calibrateSites(
       return failure();
     }
   }
+  if (dataFingerprint)
+    *dataFingerprint = llvm::xxh3_64bits(ArrayRef<uint8_t>(
+        reinterpret_cast<const uint8_t *>(fingerprinted.data()),
+        fingerprinted.size() * sizeof(int64_t)));
   for (auto &[v, s] : stats)
     for (int64_t i = 0; i < s.width && hessian; ++i)
       for (int64_t j = 0; j < i; ++j)
@@ -151,8 +163,42 @@ FailureOr<llvm::DenseMap<Value, SiteStats>> mlir::w4a4::calibrateSites(
   return stats;
 }
 
+uint64_t mlir::w4a4::weightsFingerprint(ModuleOp module) {
+  uint64_t h = 0x77346134; // "w4a4"
+  auto mix = [&](ArrayRef<uint8_t> bytes) {
+    uint64_t parts[2] = {h, llvm::xxh3_64bits(bytes)};
+    h = llvm::xxh3_64bits(ArrayRef<uint8_t>(
+        reinterpret_cast<const uint8_t *>(parts), sizeof parts));
+  };
+  auto mixString = [&](StringRef s) {
+    mix(ArrayRef<uint8_t>(reinterpret_cast<const uint8_t *>(s.data()),
+                          s.size()));
+  };
+  module.walk([&](WeightOp w) {
+    mixString(w.getName());
+    std::string type;
+    llvm::raw_string_ostream os(type);
+    w.getType().print(os);
+    mixString(type);
+    Attribute v = w.getValue();
+    if (auto res = dyn_cast<DenseResourceElementsAttr>(v)) {
+      if (AsmResourceBlob *blob = res.getRawHandle().getBlob())
+        mixString(StringRef(blob->getData().data(), blob->getData().size()));
+    } else if (auto dense = dyn_cast<DenseElementsAttr>(v)) {
+      mixString(
+          StringRef(dense.getRawData().data(), dense.getRawData().size()));
+    }
+  });
+  return h;
+}
+
+std::string mlir::w4a4::fingerprintString(uint64_t fingerprint) {
+  return llvm::utohexstr(fingerprint, /*LowerCase=*/true, /*Width=*/16);
+}
+
 LogicalResult mlir::w4a4::writeStatsFile(StringRef path,
                                          ArrayRef<SiteStats> stats,
+                                         const StatsProvenance &provenance,
                                          std::string &error) {
   auto out = ::w4a4::AtomicOutput::open(path);
   if (!out) {
@@ -167,6 +213,8 @@ LogicalResult mlir::w4a4::writeStatsFile(StringRef path,
     os.write(reinterpret_cast<const char *>(v.data()), v.size() * 8);
   };
   os.write(kMagic, sizeof kMagic);
+  u64(provenance.weights);
+  u64(provenance.data);
   u64(stats.size());
   for (const SiteStats &s : stats) {
     u64(s.width);
@@ -183,7 +231,12 @@ LogicalResult mlir::w4a4::writeStatsFile(StringRef path,
 }
 
 FailureOr<std::vector<SiteStats>>
-mlir::w4a4::readStatsFile(StringRef path, std::string &error) {
+mlir::w4a4::readStatsFile(StringRef path, StatsProvenance &provenance,
+                          std::string &error) {
+  if (llvm::Error e = ::w4a4::checkRegularInput(path, "statistics file")) {
+    error = llvm::toString(std::move(e));
+    return failure();
+  }
   auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
                                             /*RequiresNullTerminator=*/false);
   if (!buffer) {
@@ -202,16 +255,30 @@ mlir::w4a4::readStatsFile(StringRef path, std::string &error) {
   };
   char magic[8];
   uint64_t count;
-  if (!take(magic, 8) || std::memcmp(magic, kMagic, 8) != 0 ||
-      !take(&count, 8) || count > (1u << 20)) {
+  if (!take(magic, 8) || std::memcmp(magic, kMagic, 7) != 0) {
     error = "'" + path.str() + "' is not a w4a4 statistics file";
+    return failure();
+  }
+  if (magic[7] != kMagic[7]) {
+    error = "statistics file '" + path.str() +
+            "' is of an older format (no provenance): run w4a4-calibrate "
+            "again";
+    return failure();
+  }
+  // Every size is checked against the bytes left before it is allocated
+  // (a tiny file must not ask for gigabytes).
+  auto left = [&] { return static_cast<uint64_t>(data.size() - pos); };
+  if (!take(&provenance.weights, 8) || !take(&provenance.data, 8) ||
+      !take(&count, 8) || count > left() / 24) {
+    error = "statistics file '" + path.str() + "' is truncated or corrupt";
     return failure();
   }
   std::vector<SiteStats> stats(count);
   for (SiteStats &s : stats) {
     uint64_t width, rows, hasHessian;
     if (!take(&width, 8) || !take(&rows, 8) || !take(&hasHessian, 8) ||
-        width == 0 || width > (1u << 16) || hasHessian > 1) {
+        width == 0 || width > (1u << 16) || hasHessian > 1 ||
+        width * (1 + hasHessian * width) > left() / 8) {
       error = "statistics file '" + path.str() + "' is truncated or corrupt";
       return failure();
     }

@@ -47,22 +47,42 @@ llvm::MapVector<Value, SmallVector<LinearOp>> collectSites(ModuleOp module);
 /// Runs the module on the windows and returns the statistics of each site of
 /// `sites`. Errors are emitted on `module`, prefixed with `pass`. Refuses
 /// modules with unfolded Depth Registers or quantized linears.
+/// `dataFingerprint`, when given, receives a hash of what the statistics
+/// were computed from besides the weights: the windows' token ids (BOS
+/// included), ctx, the window count and the Hessian flag.
 FailureOr<llvm::DenseMap<Value, SiteStats>>
 calibrateSites(ModuleOp module, StringRef pass, const CalibrationWindows &cw,
                const llvm::MapVector<Value, SmallVector<LinearOp>> &sites,
-               bool hessian);
+               bool hessian, uint64_t *dataFingerprint = nullptr);
+
+/// A hash of every weight of the module (names, types and values): the
+/// statistics file records the fingerprint of the weights it was computed
+/// on, and is refused for other weights.
+uint64_t weightsFingerprint(ModuleOp module);
+
+/// What a statistics file was computed from.
+struct StatsProvenance {
+  uint64_t weights = 0; // weightsFingerprint of the calibrated module
+  uint64_t data = 0;    // calibrateSites' dataFingerprint
+};
 
 /// Name of the module attribute naming the statistics file, and of the
 /// attribute giving each linear its site's index in that file.
 constexpr llvm::StringLiteral kCalibrationAttr = "w4a4.calibration";
 constexpr llvm::StringLiteral kCalibSiteAttr = "w4a4.calib_site";
 
-/// Writes `stats` (in site order) to `path`.
+/// Writes `stats` (in site order) and their provenance to `path`
+/// (atomically).
 LogicalResult writeStatsFile(StringRef path, ArrayRef<SiteStats> stats,
+                             const StatsProvenance &provenance,
                              std::string &error);
-/// Reads a file written by writeStatsFile.
-FailureOr<std::vector<SiteStats>> readStatsFile(StringRef path,
-                                                std::string &error);
+/// Reads a file written by writeStatsFile: a regular file whose every size
+/// is checked against its length before anything is allocated.
+FailureOr<std::vector<SiteStats>>
+readStatsFile(StringRef path, StatsProvenance &provenance, std::string &error);
+
+/// The hex spelling of a fingerprint in the `w4a4.calibration` attribute.
+std::string fingerprintString(uint64_t fingerprint);
 
 /// Forgets the module's calibration (the statistics no longer describe the
 /// function): every pass that changes site inputs or weights calls this.

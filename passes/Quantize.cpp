@@ -81,9 +81,29 @@ struct QuantizeWeightsPass
         return signalPassFailure();
       }
       std::string error;
-      auto loaded = readStatsFile(file.getValue(), error);
+      StatsProvenance provenance;
+      auto loaded = readStatsFile(file.getValue(), provenance, error);
       if (failed(loaded)) {
         module.emitError("w4a4-quantize-weights: ") << error;
+        return signalPassFailure();
+      }
+      // The file must be the one this module's calibration wrote, for
+      // these weights.
+      auto recorded = dict.getAs<StringAttr>("data_fingerprint");
+      if (!recorded ||
+          recorded.getValue() != fingerprintString(provenance.data)) {
+        module.emitError("w4a4-quantize-weights: statistics file '")
+            << file.getValue()
+            << "' is not the one this module's w4a4-calibrate wrote (other "
+               "calibration ids or options): run w4a4-calibrate again";
+        return signalPassFailure();
+      }
+      if (provenance.weights != weightsFingerprint(module)) {
+        module.emitError("w4a4-quantize-weights: statistics file '")
+            << file.getValue()
+            << "' was computed on other weights than this module's (another "
+               "model, or the weights changed after w4a4-calibrate): run "
+               "w4a4-calibrate again";
         return signalPassFailure();
       }
       stats = std::move(*loaded);
