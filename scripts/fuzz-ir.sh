@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer target over IR input (test/fuzz/IRFuzzer.cpp: parse,
+# verify, execute, quantization passes, execute; clang, ASan) in build-fuzz/
+# and runs it for a bounded time (default 600 s):
+#   scripts/fuzz-ir.sh [SECONDS] [FORKS]
+# Seeds: test/fuzz/ir-seeds (tiny models as bytecode, hand-written hostile
+# IR) and test/fuzz/ir-regressions. Findings land in build-fuzz/ir-findings/;
+# a crashing input belongs in test/fuzz/ir-regressions/ (the lit suite runs
+# w4a4-run and w4a4-opt on each and expects a clean exit or a clean error).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_TO_RUN=${1:-600}
+FORKS=${2:-2}
+
+scripts/setup.sh clang-14 libclang-rt-14-dev libomp-14-dev >/dev/null
+if [ ! -f build-fuzz/build.ninja ]; then
+  CC=clang-14 CXX=clang++-14 cmake -G Ninja -S . -B build-fuzz \
+    -DCMAKE_BUILD_TYPE=Release \
+    -DMLIR_DIR=${MLIR_DIR:-/usr/lib/llvm-22/lib/cmake/mlir} \
+    -DLLVM_EXTERNAL_LIT=/usr/lib/llvm-22/bin/lit \
+    -DW4A4_ENABLE_FUZZER=ON \
+    -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address -g"
+fi
+ninja -C build-fuzz w4a4-ir-fuzzer
+
+mkdir -p build-fuzz/ir-corpus build-fuzz/ir-findings
+cp -n test/fuzz/ir-seeds/* build-fuzz/ir-corpus/ 2>/dev/null || true
+cp -n test/fuzz/ir-regressions/* build-fuzz/ir-corpus/ 2>/dev/null || true
+ASAN_OPTIONS=detect_leaks=1 build-fuzz/test/fuzz/w4a4-ir-fuzzer \
+  -fork="$FORKS" -ignore_crashes=0 -max_total_time="$SECONDS_TO_RUN" -max_len=65536 -timeout=20 \
+  -rss_limit_mb=3000 -artifact_prefix=build-fuzz/ir-findings/ \
+  build-fuzz/ir-corpus 2>&1 | tee build-fuzz/ir-fuzz.log | grep -E "^#[0-9]+:|DONE|ERROR|SUMMARY" | tail -5 || true
+echo "findings: $(ls build-fuzz/ir-findings | wc -l) (in build-fuzz/ir-findings/)"

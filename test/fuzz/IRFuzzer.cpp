@@ -1,0 +1,91 @@
+//===- IRFuzzer.cpp - libFuzzer target over w4a4 IR input -----------------===//
+//
+// Feeds arbitrary bytes to what w4a4-opt and w4a4-run do with a model file:
+// the input check, parsing (text or bytecode) and verification, then the
+// executor on a few token ids, then the passes of a quantization pipeline
+// (fold registers, fold norms, QuaRot, RTN weights, per-token activations)
+// and the executor again. Any input must end in a result or an error, never
+// a crash, hang, leak or sanitizer report. Work is bounded: inputs whose
+// weights exceed 4 MiB are only parsed and verified. Built by
+// scripts/fuzz-ir.sh.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/W4A4/W4A4Dialect.h"
+#include "dialects/W4A4/W4A4Ops.h"
+#include "passes/Passes.h"
+#include "runtime/executor/Executor.h"
+#include "support/AtomicFile.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+
+#include <cstddef>
+#include <cstdint>
+
+namespace {
+
+/// Weight bytes of the module (as the types say), saturating.
+int64_t weightBytes(mlir::ModuleOp module) {
+  int64_t total = 0;
+  module.walk([&](mlir::w4a4::WeightOp w) {
+    auto t = w.getType();
+    int64_t n = t.hasStaticShape() ? t.getNumElements() : 0;
+    total = (n < 0 || n > (int64_t(1) << 40) || total > (int64_t(1) << 40))
+                ? (int64_t(1) << 41)
+                : total + n * 4;
+  });
+  return total;
+}
+
+void runOnce(mlir::ModuleOp module) {
+  auto executor = mlir::w4a4::Executor::create(module);
+  if (!executor) {
+    llvm::consumeError(executor.takeError());
+    return;
+  }
+  for (int64_t seq : {3, 0}) {
+    auto out = (*executor)->run(std::vector<int64_t>(seq, 1), 1, seq);
+    if (!out)
+      llvm::consumeError(out.takeError());
+  }
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  llvm::StringRef bytes(reinterpret_cast<const char *>(data), size);
+  if (llvm::Error e = w4a4::checkMlirInput("fuzz.mlir", bytes)) {
+    llvm::consumeError(std::move(e));
+    return 0;
+  }
+  mlir::DialectRegistry registry;
+  registry.insert<mlir::w4a4::W4A4Dialect, mlir::func::FuncDialect,
+                  mlir::arith::ArithDialect>();
+  mlir::MLIRContext context(registry);
+  context.loadAllAvailableDialects();
+  context.disableMultithreading();
+  mlir::ScopedDiagnosticHandler quiet(
+      &context, [](mlir::Diagnostic &) { return mlir::success(); });
+  mlir::ParserConfig config(&context);
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::parseSourceString<mlir::ModuleOp>(bytes, config, "fuzz.mlir");
+  if (!module || weightBytes(*module) > (int64_t(4) << 20))
+    return 0;
+  runOnce(*module);
+  mlir::PassManager pm(&context);
+  pm.addPass(mlir::w4a4::createW4A4FoldRegisters());
+  pm.addPass(mlir::w4a4::createW4A4FoldNorms());
+  mlir::w4a4::W4A4RotateOptions rotate;
+  rotate.mode = "full";
+  pm.addPass(mlir::w4a4::createW4A4Rotate(rotate));
+  pm.addPass(mlir::w4a4::createW4A4QuantizeWeights());
+  pm.addPass(mlir::w4a4::createW4A4QuantizeActivations());
+  if (mlir::succeeded(pm.run(*module)))
+    runOnce(*module);
+  return 0;
+}
