@@ -202,7 +202,9 @@ struct RotatePass : mlir::w4a4::impl::W4A4RotateBase<RotatePass> {
     if (walk.wasInterrupted())
       return signalPassFailure();
 
-    for (auto [op, isRight] : right) {
+    for (auto [op, rightSide] : right) {
+      bool isRight = rightSide; // (a structured binding cannot be captured
+                                // before C++20)
       auto w = cast<WeightOp>(op);
       ArrayRef<int64_t> shape = w.getType().getShape();
       LogicalResult res = rewriteWeight(w, [&](std::vector<double> &v) {
