@@ -140,9 +140,12 @@ TEST(Kernels, RoPE) {
 TEST(Kernels, AttentionGQAWithPrefix) {
   int64_t heads = 4, kvHeads = 2, d = 8;
   // Short sequences, and ones spanning several causal query blocks of 64.
-  for (auto [batch, seq, prefix] :
-       std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+  for (auto shape : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
            {2, 7, 0}, {2, 7, 3}, {1, 150, 0}, {2, 129, 5}}) {
+    // Plain variables: the lambdas below capture them (a structured
+    // binding cannot be captured before C++20).
+    int64_t batch = std::get<0>(shape), seq = std::get<1>(shape),
+            prefix = std::get<2>(shape);
     auto q = randn(batch * seq * heads * d),
          k = randn(batch * seq * kvHeads * d),
          v = randn(batch * seq * kvHeads * d),
@@ -232,9 +235,10 @@ TEST(Kernels, AttentionReadsAndWritesTheKVCache) {
   int64_t heads = 4, kvHeads = 2, d = 8, kvw = kvHeads * d;
   // (batch, past, seq, prefix): a decode step, a chunk spanning query
   // blocks, an empty past, a register prefix before the past.
-  for (auto [batch, past, seq, prefix] :
-       std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>>{
+  for (auto shape : std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>>{
            {2, 5, 1, 0}, {1, 70, 66, 0}, {2, 0, 7, 0}, {2, 4, 3, 2}}) {
+    int64_t batch = std::get<0>(shape), past = std::get<1>(shape),
+            seq = std::get<2>(shape), prefix = std::get<3>(shape);
     int64_t total = past + seq;
     auto q = randn(batch * seq * heads * d), k = randn(batch * seq * kvw),
          v = randn(batch * seq * kvw), pk = randn(batch * kvw * past + 1),

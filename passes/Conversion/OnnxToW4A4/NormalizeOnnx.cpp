@@ -25,6 +25,9 @@
 #include "mlir/IR/Matchers.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
+#include <cmath>
+#include <cstdint>
+
 namespace mlir::w4a4 {
 #define GEN_PASS_DEF_W4A4NORMALIZEONNX
 #include "passes/Conversion/Passes.h.inc"
@@ -113,7 +116,12 @@ struct FoldConstant : OpRewritePattern<OnnxOp> {
     } else if (auto it = dyn_cast<IntegerType>(elem)) {
       SmallVector<APInt> values;
       for (double d : t->v)
-        values.push_back(APInt(it.getWidth(), static_cast<int64_t>(d),
+        values.push_back(APInt(it.getWidth(),
+                               // NaN / out of range: no UB in the cast.
+                               std::isnan(d)  ? int64_t{0}
+                               : d >= 9.2e18  ? INT64_MAX
+                               : d <= -9.2e18 ? INT64_MIN
+                                              : static_cast<int64_t>(d),
                                /*isSigned=*/!it.isUnsigned(),
                                /*implicitTrunc=*/true));
       attr = DenseElementsAttr::get(type, values);

@@ -898,8 +898,10 @@ bool inferConstant(Ctx &c) {
       for (int64_t i = 0; i < *count; ++i) {
         float f;
         std::memcpy(&f, v->tensorBytes.data() + i * 4, 4);
-        if (!(f == static_cast<float>(static_cast<int64_t>(f))) ||
-            std::abs(f) > 1e9f)
+        // Range check first: casting -inf, NaN or 1e38 to int64 is
+        // undefined behaviour.
+        if (!(std::abs(f) <= 1e9f) ||
+            f != static_cast<float>(static_cast<int64_t>(f)))
           return true;
         data.push_back(SymExpr(static_cast<int64_t>(f)));
       }
