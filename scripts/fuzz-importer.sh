@@ -11,15 +11,7 @@ cd "$(dirname "$0")/.."
 SECONDS_TO_RUN=${1:-600}
 RUNS=${2:--1}
 
-scripts/setup.sh clang-14 libclang-rt-14-dev
-if [ ! -f build-fuzz/build.ninja ]; then
-  CC=clang-14 CXX=clang++-14 cmake -G Ninja -S . -B build-fuzz \
-    -DCMAKE_BUILD_TYPE=Release \
-    -DMLIR_DIR=${MLIR_DIR:-/usr/lib/llvm-22/lib/cmake/mlir} \
-    -DLLVM_EXTERNAL_LIT=/usr/lib/llvm-22/bin/lit \
-    -DW4A4_ENABLE_FUZZER=ON \
-    -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address -g"
-fi
+scripts/fuzz-configure.sh
 ninja -C build-fuzz w4a4-import-fuzzer
 
 mkdir -p build-fuzz/corpus build-fuzz/findings

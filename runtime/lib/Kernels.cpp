@@ -171,6 +171,26 @@ std::shared_ptr<const RopeTable> ropeTable(double theta, int64_t headDim,
 }
 } // namespace
 
+namespace {
+/// One token's heads rotated by the angles whose cos/sin are c[i], sn[i]
+/// (rotate-half pairs (i, i + d/2), or interleaved (2i, 2i + 1)).
+void rotateHeads(const float *x, const float *c, const float *sn, int64_t heads,
+                 int64_t headDim, bool interleaved, float *out) {
+  int64_t half = headDim / 2;
+  for (int64_t h = 0; h < heads; ++h) {
+    const float *xv = x + h * headDim;
+    float *o = out + h * headDim;
+    for (int64_t i = 0; i < half; ++i) {
+      int64_t a = interleaved ? 2 * i : i,
+              b = interleaved ? 2 * i + 1 : i + half;
+      float xa = xv[a], xb = xv[b];
+      o[a] = xa * c[i] - xb * sn[i];
+      o[b] = xb * c[i] + xa * sn[i];
+    }
+  }
+}
+} // namespace
+
 void rope(const float *x, int64_t batch, int64_t seq, int64_t heads,
           int64_t headDim, double theta, int64_t offset, bool interleaved,
           float *out) {
@@ -193,18 +213,8 @@ void rope(const float *x, int64_t batch, int64_t seq, int64_t heads,
 #pragma omp parallel for schedule(static)
   for (int64_t bs = 0; bs < batch * seq; ++bs) {
     int64_t s = bs % seq;
-    for (int64_t h = 0; h < heads; ++h) {
-      const float *xv = x + bs * width + h * headDim;
-      float *o = out + bs * width + h * headDim;
-      for (int64_t i = 0; i < half; ++i) {
-        int64_t a = interleaved ? 2 * i : i,
-                b = interleaved ? 2 * i + 1 : i + half;
-        float c = cosT[s * half + i], sn = sinT[s * half + i];
-        float xa = xv[a], xb = xv[b];
-        o[a] = xa * c - xb * sn;
-        o[b] = xb * c + xa * sn;
-      }
-    }
+    rotateHeads(x + bs * width, cosT + s * half, sinT + s * half, heads,
+                headDim, interleaved, out + bs * width);
   }
 }
 
@@ -221,17 +231,8 @@ void ropeAt(const float *x, const int64_t *positions, int64_t batch,
     for (int64_t bs = 0; bs < batch * seq; ++bs) {
       int64_t p = positions[bs] + offset;
       fillRope(theta, headDim, p, p + 1, c.data(), sn.data());
-      for (int64_t h = 0; h < heads; ++h) {
-        const float *xv = x + bs * width + h * headDim;
-        float *o = out + bs * width + h * headDim;
-        for (int64_t i = 0; i < half; ++i) {
-          int64_t a = interleaved ? 2 * i : i,
-                  b = interleaved ? 2 * i + 1 : i + half;
-          float xa = xv[a], xb = xv[b];
-          o[a] = xa * c[i] - xb * sn[i];
-          o[b] = xb * c[i] + xa * sn[i];
-        }
-      }
+      rotateHeads(x + bs * width, c.data(), sn.data(), heads, headDim,
+                  interleaved, out + bs * width);
     }
   }
 }
@@ -290,12 +291,24 @@ W4A4_VECTOR_CLONES void softmaxInPlace(float *__restrict row, int64_t n) {
 }
 } // namespace
 
-void attention(const float *q, const float *k, const float *v, const float *kp,
-               const float *vp, int64_t prefix, int64_t batch, int64_t seq,
-               int64_t heads, int64_t kvHeads, int64_t headDim, double scale,
-               float *out) {
+namespace {
+/// Where the keys and values of (batch b, kv head g) live: row j (j <
+/// past + seq, the past first) is at base + b * batchStride + g * headStride
+/// + j * ld.
+struct KeyRows {
+  const float *k, *v;
+  int64_t batchStride, headStride, ld;
+};
+
+/// Causal attention over a constant prefix kp/vp [prefix, kvHeads * d] and
+/// `past + seq` key rows (`rows`); query t sees the prefix, the past and
+/// rows past..past+t.
+void attendCausal(const float *q, const KeyRows &rows, const float *kp,
+                  const float *vp, int64_t prefix, int64_t past, int64_t batch,
+                  int64_t seq, int64_t heads, int64_t kvHeads, int64_t headDim,
+                  double scale, float *out) {
   int64_t group = heads / kvHeads, qWidth = heads * headDim,
-          kvWidth = kvHeads * headDim, n = prefix + seq;
+          kvWidth = kvHeads * headDim, n = prefix + past + seq;
   float sc = static_cast<float>(scale);
   // Work items are (batch, head, block of kQueryBlock queries); a block
   // sees the keys up to its last query (causal), so the upper triangle is
@@ -316,18 +329,19 @@ void attention(const float *q, const float *k, const float *v, const float *kp,
         for (int64_t blk = 0; blk < blocks; ++blk) {
           // Largest blocks first, for the dynamic schedule's balance.
           int64_t t0 = (blocks - 1 - blk) * kQueryBlock,
-                  t1 = std::min(seq, t0 + kQueryBlock), keys = prefix + t1;
+                  t1 = std::min(seq, t0 + kQueryBlock),
+                  keys = prefix + past + t1;
           int64_t g = h / group;
-          const float *ks = k + b * seq * kvWidth + g * headDim,
-                      *vs = v + b * seq * kvWidth + g * headDim;
-          int64_t ld = kvWidth;
+          int64_t offset = b * rows.batchStride + g * rows.headStride;
+          const float *ks = rows.k + offset, *vs = rows.v + offset;
+          int64_t ld = rows.ld;
           if (prefix) {
-            // The constant prefix and the sequence as one key matrix.
+            // The constant prefix and the key rows as one key matrix.
             for (int64_t j = 0; j < keys; ++j) {
               const float *kr = j < prefix ? kp + j * kvWidth + g * headDim
-                                           : ks + (j - prefix) * kvWidth;
+                                           : ks + (j - prefix) * ld;
               const float *vr = j < prefix ? vp + j * kvWidth + g * headDim
-                                           : vs + (j - prefix) * kvWidth;
+                                           : vs + (j - prefix) * ld;
               std::copy(kr, kr + headDim, kh.data() + j * headDim);
               std::copy(vr, vr + headDim, vh.data() + j * headDim);
             }
@@ -340,7 +354,7 @@ void attention(const float *q, const float *k, const float *v, const float *kp,
                       headDim, sc, qh, qWidth, ks, ld, 0.0f, s.data(), keys);
           for (int64_t t = t0; t < t1; ++t) {
             float *row = s.data() + (t - t0) * keys;
-            int64_t visible = prefix + t + 1;
+            int64_t visible = prefix + past + t + 1;
             softmaxInPlace(row, visible);
             std::fill(row + visible, row + keys, 0.0f);
           }
@@ -350,6 +364,17 @@ void attention(const float *q, const float *k, const float *v, const float *kp,
         }
   }
 }
+} // namespace
+
+void attention(const float *q, const float *k, const float *v, const float *kp,
+               const float *vp, int64_t prefix, int64_t batch, int64_t seq,
+               int64_t heads, int64_t kvHeads, int64_t headDim, double scale,
+               float *out) {
+  // Key rows are the sequence's k, v [batch, seq, kvHeads * d].
+  int64_t kvWidth = kvHeads * headDim;
+  attendCausal(q, {k, v, seq * kvWidth, headDim, kvWidth}, kp, vp, prefix,
+               /*past=*/0, batch, seq, heads, kvHeads, headDim, scale, out);
+}
 
 void attentionCached(const float *q, const float *k, const float *v,
                      const float *kp, const float *vp, int64_t prefix,
@@ -357,8 +382,7 @@ void attentionCached(const float *q, const float *k, const float *v,
                      int64_t batch, int64_t seq, int64_t heads, int64_t kvHeads,
                      int64_t headDim, double scale, float *out, float *presentK,
                      float *presentV) {
-  int64_t group = heads / kvHeads, qWidth = heads * headDim,
-          kvWidth = kvHeads * headDim, total = past + seq, n = prefix + total;
+  int64_t kvWidth = kvHeads * headDim, total = past + seq;
   // present = past ++ this sequence's keys / values, per (batch, kv head).
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < batch; ++b)
@@ -376,53 +400,11 @@ void attentionCached(const float *q, const float *k, const float *v,
         }
       }
     }
-  float sc = static_cast<float>(scale);
-  constexpr int64_t kQueryBlock = 64;
-  int64_t blocks = (seq + kQueryBlock - 1) / kQueryBlock;
-#pragma omp parallel
-  {
-    std::vector<float> kh, vh, s(kQueryBlock * n);
-    if (prefix) {
-      kh.resize(n * headDim);
-      vh.resize(n * headDim);
-    }
-#pragma omp for collapse(3) schedule(dynamic)
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t h = 0; h < heads; ++h)
-        for (int64_t blk = 0; blk < blocks; ++blk) {
-          int64_t t0 = (blocks - 1 - blk) * kQueryBlock,
-                  t1 = std::min(seq, t0 + kQueryBlock),
-                  keys = prefix + past + t1;
-          int64_t g = h / group;
-          const float *ks = presentK + (b * kvHeads + g) * total * headDim,
-                      *vs = presentV + (b * kvHeads + g) * total * headDim;
-          if (prefix) {
-            for (int64_t j = 0; j < keys; ++j) {
-              const float *kr = j < prefix ? kp + j * kvWidth + g * headDim
-                                           : ks + (j - prefix) * headDim;
-              const float *vr = j < prefix ? vp + j * kvWidth + g * headDim
-                                           : vs + (j - prefix) * headDim;
-              std::copy(kr, kr + headDim, kh.data() + j * headDim);
-              std::copy(vr, vr + headDim, vh.data() + j * headDim);
-            }
-            ks = kh.data();
-            vs = vh.data();
-          }
-          const float *qh = q + (b * seq + t0) * qWidth + h * headDim;
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t1 - t0, keys,
-                      headDim, sc, qh, qWidth, ks, headDim, 0.0f, s.data(),
-                      keys);
-          for (int64_t t = t0; t < t1; ++t) {
-            float *row = s.data() + (t - t0) * keys;
-            int64_t visible = prefix + past + t + 1;
-            softmaxInPlace(row, visible);
-            std::fill(row + visible, row + keys, 0.0f);
-          }
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t1 - t0,
-                      headDim, keys, 1.0f, s.data(), keys, vs, headDim, 0.0f,
-                      out + (b * seq + t0) * qWidth + h * headDim, qWidth);
-        }
-  }
+  // Key rows are the presents [batch, kvHeads, past + seq, d].
+  attendCausal(
+      q,
+      {presentK, presentV, kvHeads * total * headDim, total * headDim, headDim},
+      kp, vp, prefix, past, batch, seq, heads, kvHeads, headDim, scale, out);
 }
 
 namespace {

@@ -108,6 +108,27 @@ TEST(Kernels, LinearOddShapes) {
   }
 }
 
+/// Float64 RoPE of x [batch * seq, heads, d]: row bs at position pos(bs).
+template <typename Position>
+std::vector<double> referenceRope(const std::vector<float> &x, int64_t rows,
+                                  int64_t heads, int64_t d, double theta,
+                                  bool interleaved, Position pos) {
+  std::vector<double> ref(x.size());
+  for (int64_t bs = 0; bs < rows; ++bs)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t i = 0; i < d / 2; ++i) {
+        double ang = double(pos(bs)) * std::pow(theta, -2.0 * i / d);
+        int64_t a = interleaved ? 2 * i : i,
+                b = interleaved ? 2 * i + 1 : i + d / 2;
+        int64_t base = bs * heads * d + h * d;
+        ref[base + a] =
+            x[base + a] * std::cos(ang) - x[base + b] * std::sin(ang);
+        ref[base + b] =
+            x[base + b] * std::cos(ang) + x[base + a] * std::sin(ang);
+      }
+  return ref;
+}
+
 TEST(Kernels, RoPE) {
   int64_t batch = 2, seq = 9, heads = 3, d = 16;
   auto x = randn(batch * seq * heads * d);
@@ -118,23 +139,48 @@ TEST(Kernels, RoPE) {
       auto out = poisoned(x.size());
       rope(x.data(), batch, seq, heads, d, 10000.0, offset, interleaved,
            out.data());
-      std::vector<double> ref(x.size());
-      for (int64_t bs = 0; bs < batch * seq; ++bs)
-        for (int64_t h = 0; h < heads; ++h)
-          for (int64_t i = 0; i < d / 2; ++i) {
-            double ang =
-                double(bs % seq + offset) * std::pow(10000.0, -2.0 * i / d);
-            int64_t a = interleaved ? 2 * i : i,
-                    b = interleaved ? 2 * i + 1 : i + d / 2;
-            int64_t base = bs * heads * d + h * d;
-            ref[base + a] =
-                x[base + a] * std::cos(ang) - x[base + b] * std::sin(ang);
-            ref[base + b] =
-                x[base + b] * std::cos(ang) + x[base + a] * std::sin(ang);
-          }
+      std::vector<double> ref =
+          referenceRope(x, batch * seq, heads, d, 10000.0, interleaved,
+                        [&](int64_t bs) { return bs % seq + offset; });
       EXPECT_LE(relErr(out, ref), 1e-5)
           << "offset " << offset << " interleaved " << interleaved;
     }
+}
+
+/// Float64 causal attention: query t of batch b, head h sees keys
+/// key(b, g, j) / values val(b, g, j) for j < visible(t) (g = h's KV head).
+template <typename Rows, typename Visible>
+std::vector<double>
+referenceAttention(const std::vector<float> &q, int64_t batch, int64_t seq,
+                   int64_t heads, int64_t kvHeads, int64_t d, double scale,
+                   Rows key, Rows val, Visible visible) {
+  std::vector<double> ref(q.size());
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t h = 0; h < heads; ++h) {
+      int64_t g = h / (heads / kvHeads);
+      for (int64_t t = 0; t < seq; ++t) {
+        std::vector<double> sc;
+        double mx = -1e300;
+        for (int64_t j = 0; j < visible(t); ++j) {
+          double dot = 0;
+          for (int64_t e = 0; e < d; ++e)
+            dot += double(q[(b * seq + t) * heads * d + h * d + e]) *
+                   key(b, g, j)[e];
+          sc.push_back(dot * scale);
+          mx = std::max(mx, sc.back());
+        }
+        double sum = 0;
+        for (double &s : sc)
+          sum += (s = std::exp(s - mx));
+        for (int64_t e = 0; e < d; ++e) {
+          double acc = 0;
+          for (size_t j = 0; j < sc.size(); ++j)
+            acc += sc[j] / sum * val(b, g, j)[e];
+          ref[(b * seq + t) * heads * d + h * d + e] = acc;
+        }
+      }
+    }
+  return ref;
 }
 
 TEST(Kernels, AttentionGQAWithPrefix) {
@@ -156,42 +202,16 @@ TEST(Kernels, AttentionGQAWithPrefix) {
     attention(q.data(), k.data(), v.data(), prefix ? kp.data() : nullptr,
               prefix ? vp.data() : nullptr, prefix, batch, seq, heads, kvHeads,
               d, scale, out.data());
-    std::vector<double> ref(q.size());
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t h = 0; h < heads; ++h) {
-        int64_t kh = h / (heads / kvHeads);
-        for (int64_t t = 0; t < seq; ++t) {
-          std::vector<double> sc;
-          auto key = [&](int64_t j) {
-            return j < prefix
-                       ? &kp[j * kvHeads * d + kh * d]
-                       : &k[(b * seq + j - prefix) * kvHeads * d + kh * d];
-          };
-          auto val = [&](int64_t j) {
-            return j < prefix
-                       ? &vp[j * kvHeads * d + kh * d]
-                       : &v[(b * seq + j - prefix) * kvHeads * d + kh * d];
-          };
-          double mx = -1e300;
-          for (int64_t j = 0; j < prefix + t + 1; ++j) {
-            double dot = 0;
-            for (int64_t e = 0; e < d; ++e)
-              dot +=
-                  double(q[(b * seq + t) * heads * d + h * d + e]) * key(j)[e];
-            sc.push_back(dot * scale);
-            mx = std::max(mx, sc.back());
-          }
-          double sum = 0;
-          for (double &s : sc)
-            sum += (s = std::exp(s - mx));
-          for (int64_t e = 0; e < d; ++e) {
-            double acc = 0;
-            for (size_t j = 0; j < sc.size(); ++j)
-              acc += sc[j] / sum * val(j)[e];
-            ref[(b * seq + t) * heads * d + h * d + e] = acc;
-          }
-        }
-      }
+    int64_t w = kvHeads * d;
+    auto rows = [&](const std::vector<float> &p, const std::vector<float> &x) {
+      return [&, w](int64_t b, int64_t g, int64_t j) {
+        return j < prefix ? &p[j * w + g * d]
+                          : &x[(b * seq + j - prefix) * w + g * d];
+      };
+    };
+    std::vector<double> ref = referenceAttention(
+        q, batch, seq, heads, kvHeads, d, scale, rows(kp, k), rows(vp, v),
+        [&](int64_t t) { return prefix + t + 1; });
     EXPECT_LE(relErr(out, ref), 1e-5) << "seq " << seq << " prefix " << prefix;
   }
 }
@@ -205,19 +225,9 @@ TEST(Kernels, RoPEAtPositions) {
     auto out = poisoned(x.size());
     ropeAt(x.data(), pos.data(), batch, seq, heads, d, 500000.0, 3, interleaved,
            out.data());
-    std::vector<double> ref(x.size());
-    for (int64_t bs = 0; bs < batch * seq; ++bs)
-      for (int64_t h = 0; h < heads; ++h)
-        for (int64_t i = 0; i < d / 2; ++i) {
-          double ang = double(pos[bs] + 3) * std::pow(500000.0, -2.0 * i / d);
-          int64_t a = interleaved ? 2 * i : i,
-                  b = interleaved ? 2 * i + 1 : i + d / 2;
-          int64_t base = bs * heads * d + h * d;
-          ref[base + a] =
-              x[base + a] * std::cos(ang) - x[base + b] * std::sin(ang);
-          ref[base + b] =
-              x[base + b] * std::cos(ang) + x[base + a] * std::sin(ang);
-        }
+    std::vector<double> ref =
+        referenceRope(x, batch * seq, heads, d, 500000.0, interleaved,
+                      [&](int64_t bs) { return pos[bs] + 3; });
     EXPECT_LE(relErr(out, ref), 1e-5) << "interleaved " << interleaved;
   }
   // Positions 0..seq-1 give rope()'s bits.
@@ -266,40 +276,16 @@ TEST(Kernels, AttentionReadsAndWritesTheKVCache) {
             ASSERT_EQ(nv[((b * kvHeads + g) * total + j) * d + e],
                       cached(pv, v, b, g, j)[e]);
           }
-    std::vector<double> ref(q.size());
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t h = 0; h < heads; ++h) {
-        int64_t g = h / (heads / kvHeads);
-        auto key = [&](int64_t j) {
-          return j < prefix ? &kp[j * kvw + g * d]
-                            : cached(pk, k, b, g, j - prefix);
-        };
-        auto val = [&](int64_t j) {
-          return j < prefix ? &vp[j * kvw + g * d]
-                            : cached(pv, v, b, g, j - prefix);
-        };
-        for (int64_t t = 0; t < seq; ++t) {
-          std::vector<double> sc;
-          double mx = -1e300;
-          for (int64_t j = 0; j < prefix + past + t + 1; ++j) {
-            double dot = 0;
-            for (int64_t e = 0; e < d; ++e)
-              dot +=
-                  double(q[(b * seq + t) * heads * d + h * d + e]) * key(j)[e];
-            sc.push_back(dot * scale);
-            mx = std::max(mx, sc.back());
-          }
-          double sum = 0;
-          for (double &s : sc)
-            sum += (s = std::exp(s - mx));
-          for (int64_t e = 0; e < d; ++e) {
-            double acc = 0;
-            for (size_t j = 0; j < sc.size(); ++j)
-              acc += sc[j] / sum * val(j)[e];
-            ref[(b * seq + t) * heads * d + h * d + e] = acc;
-          }
-        }
-      }
+    auto rows = [&](const std::vector<float> &p, const std::vector<float> &pc,
+                    const std::vector<float> &x) {
+      return [&](int64_t b, int64_t g, int64_t j) {
+        return j < prefix ? &p[j * kvw + g * d]
+                          : cached(pc, x, b, g, j - prefix);
+      };
+    };
+    std::vector<double> ref = referenceAttention(
+        q, batch, seq, heads, kvHeads, d, scale, rows(kp, pk, k),
+        rows(vp, pv, v), [&](int64_t t) { return prefix + past + t + 1; });
     EXPECT_LE(relErr(out, ref), 1e-5)
         << "past " << past << " seq " << seq << " prefix " << prefix;
   }
