@@ -101,8 +101,7 @@ Executor::create(ModuleOp module, StringRef entry,
   for (Operation &op : func.getBody().front())
     for (Value v : llvm::concat<Value>(op.getOperands(), op.getResults()))
       if (auto t = dyn_cast<RankedTensorType>(v.getType()))
-        if (isa<FloatType>(t.getElementType()) &&
-            !t.getElementType().isF32())
+        if (isa<FloatType>(t.getElementType()) && !t.getElementType().isF32())
           return opError(&op, "element type " +
                                   debugString(t.getElementType()) +
                                   " is not supported by the executor (its "
@@ -180,12 +179,11 @@ llvm::Error Executor::prepareQLinear(Operation *op) {
   if (!codeBytes || static_cast<int64_t>(raw.size()) != *codeBytes)
     return opError(op, "weight codes hold " + std::to_string(raw.size()) +
                            " bytes; [" + std::to_string(out) + ", " +
-                           std::to_string(in) + "] at " +
-                           std::to_string(bits) + " bits needs " +
+                           std::to_string(in) + "] at " + std::to_string(bits) +
+                           " bits needs " +
                            std::to_string(codeBytes.value_or(-1)));
   if (!scaleCount || !scales.f32 || scales.numel() != *scaleCount)
-    return opError(op, "weight scales hold " +
-                           std::to_string(scales.numel()) +
+    return opError(op, "weight scales hold " + std::to_string(scales.numel()) +
                            " values; the codes need " +
                            std::to_string(scaleCount.value_or(-1)));
   auto w = std::make_shared<rt::PackedWeights>();
@@ -507,8 +505,7 @@ Executor::execute(const std::vector<HostTensor> &inputs,
             .Case<RMSNormOp>([&](RMSNormOp n) -> llvm::Expected<HostTensor> {
               HostTensor &x = get(n.getInput());
               if (x.shape.empty() ||
-                  (n.getGain() &&
-                   get(n.getGain()).numel() != x.shape.back()))
+                  (n.getGain() && get(n.getGain()).numel() != x.shape.back()))
                 return opError(op, "the gain's length differs from the "
                                    "input's width " +
                                        shapeString(x.shape) + " at run time");
@@ -592,8 +589,8 @@ Executor::execute(const std::vector<HostTensor> &inputs,
                   int64_t heads = a.getNumHeads(), kvh = a.getNumKvHeads();
                   if (q.shape.size() != 3 || k.shape != v.shape ||
                       k.shape.size() != 3 || k.shape[0] != q.shape[0] ||
-                      k.shape[1] != q.shape[1] ||
-                      q.shape[2] != heads * hd || k.shape[2] != kvh * hd)
+                      k.shape[1] != q.shape[1] || q.shape[2] != heads * hd ||
+                      k.shape[2] != kvh * hd)
                     return opError(
                         op, "query " + shapeString(q.shape) + ", key " +
                                 shapeString(k.shape) + " and value " +
