@@ -557,18 +557,25 @@ Value matchSplitHeads(Value v4) {
 /// repeat) is skipped too; that input is returned in `past`.
 std::pair<Value, int64_t> skipRepeatKVOnly(Value v);
 
+/// A function input whose ONNX name contains "past" (a KV-cache input).
+bool isPastInput(Value v) {
+  auto arg = dyn_cast_or_null<BlockArgument>(v);
+  if (!arg)
+    return false;
+  auto f = dyn_cast<func::FuncOp>(arg.getOwner()->getParentOp());
+  auto name =
+      f ? f.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "w4a4.name")
+        : StringAttr();
+  return name && name.getValue().contains("past");
+}
+
 Value skipPastConcat(Value v, Value &past) {
-  if (OnnxOp cat = def(v, "Concat");
-      cat && cat.getNumOperands() == 2 && attrInt(cat, "axis", 0) % 4 == 2)
-    if (auto arg = dyn_cast<BlockArgument>(cat.getOperand(0))) {
-      auto f = cast<func::FuncOp>(arg.getOwner()->getParentOp());
-      auto name =
-          f.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "w4a4.name");
-      if (name && name.getValue().contains("past")) {
-        past = arg;
-        return cat.getOperand(1);
-      }
-    }
+  if (OnnxOp cat = def(v, "Concat"); cat && cat.getNumOperands() == 2 &&
+                                     attrInt(cat, "axis", 0) % 4 == 2 &&
+                                     isPastInput(cat.getOperand(0))) {
+    past = cat.getOperand(0);
+    return cat.getOperand(1);
+  }
   return v;
 }
 
@@ -683,9 +690,7 @@ Value ropePositions(PatternRewriter &rewriter, Location loc, func::FuncOp f,
     return {};
   if (!fromPast)
     for (BlockArgument arg : f.getArguments())
-      if (auto name =
-              f.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "w4a4.name"))
-        fromPast |= name.getValue().contains("past") && dependsOn(source, arg);
+      fromPast |= isPastInput(arg) && dependsOn(source, arg);
   if (!fromPast)
     return {};
   Value ids;
@@ -1163,18 +1168,6 @@ double attrFloat(OnnxOp op, StringRef name, double dflt) {
       return static_cast<double>(a.getInt());
   }
   return dflt;
-}
-
-/// A function input named like `part` (an empty KV past).
-bool isPastInput(Value v) {
-  auto arg = dyn_cast_or_null<BlockArgument>(v);
-  if (!arg)
-    return false;
-  auto f = dyn_cast<func::FuncOp>(arg.getOwner()->getParentOp());
-  auto name =
-      f ? f.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "w4a4.name")
-        : StringAttr();
-  return name && name.getValue().contains("past");
 }
 
 /// theta of cos/sin caches [positions, d/2] (cache[p][i] = cos|sin(p *
