@@ -3,9 +3,12 @@
 #include "support/AtomicFile.h"
 
 #include "llvm/Support/ConvertUTF.h"
+#include "llvm/Support/ErrorHandling.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Signals.h"
+
+#include <unistd.h>
 
 using namespace llvm;
 
@@ -162,6 +165,28 @@ Error checkUtf8Text(StringRef path, StringRef bytes) {
                              "offset " +
                              std::to_string(p - begin) + ")");
   return Error::success();
+}
+
+namespace {
+struct FatalContext {
+  std::string tool, what;
+};
+FatalContext &fatalContext() {
+  static FatalContext context;
+  return context;
+}
+} // namespace
+
+void exitCleanlyOnFatalErrors(const char *tool, const std::string &what) {
+  fatalContext() = {tool, what};
+  install_fatal_error_handler([](void *, const char *reason, bool) {
+    const FatalContext &c = fatalContext();
+    errs() << c.tool << ": error: " << c.what << ": " << reason
+           << " (malformed input?)\n";
+    errs().flush();
+    sys::RunInterruptHandlers(); // the temporary files
+    _exit(1);
+  });
 }
 
 } // namespace w4a4

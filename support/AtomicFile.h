@@ -71,6 +71,13 @@ llvm::Error checkMlirInput(llvm::StringRef path, llvm::StringRef bytes);
 /// sequence, with its offset; success otherwise.
 llvm::Error checkUtf8Text(llvm::StringRef path, llvm::StringRef bytes);
 
+/// Turns LLVM's fatal errors (report_fatal_error: e.g. MLIR's bytecode
+/// reader asking a SmallVector for 2^58 elements on a malformed file) into
+/// "<tool>: error: <what>: <reason>" and exit code 1, after removing the
+/// temporary files registered for removal on a signal. `what` names the
+/// input being read (the model file).
+void exitCleanlyOnFatalErrors(const char *tool, const std::string &what);
+
 } // namespace w4a4
 
 #endif // W4A4_SUPPORT_ATOMICFILE_H

@@ -45,6 +45,7 @@ static cl::opt<int64_t> elideLarger(
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
   cl::ParseCommandLineOptions(argc, argv, "w4a4 ONNX importer\n");
+  w4a4::exitCleanlyOnFatalErrors("w4a4-import", inputFile);
 
   mlir::MLIRContext context;
   auto module = mlir::w4a4::importOnnxFile(inputFile, &context);

@@ -62,6 +62,9 @@ int main(int argc, char **argv) {
       return mlir::success();
     });
 
+  w4a4::exitCleanlyOnFatalErrors("w4a4-opt", inputFilename == "-"
+                                                 ? std::string("<stdin>")
+                                                 : std::string(inputFilename));
   std::string error;
   auto input = mlir::openInputFile(inputFilename, &error);
   if (!input) {

@@ -258,6 +258,7 @@ int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
   cl::ParseCommandLineOptions(argc, argv,
                               "w4a4 model runner: logits and perplexity\n");
+  w4a4::exitCleanlyOnFatalErrors("w4a4-run", modelPath);
   if (numThreads < 0)
     return fail("--num-threads " + Twine(numThreads) +
                 ": expected 0 (all usable cores) or a positive count");
