@@ -1,6 +1,7 @@
 //===- AtomicFile.cpp - outputs that replace their destination atomically -===//
 
 #include "support/AtomicFile.h"
+#include "support/BytecodeCheck.h"
 
 #include "llvm/Support/ConvertUTF.h"
 #include "llvm/Support/ErrorHandling.h"
@@ -142,7 +143,7 @@ Error checkRegularInput(StringRef path, StringRef what) {
 
 Error checkMlirInput(StringRef path, StringRef bytes) {
   if (bytes.starts_with("ML\xefR"))
-    return Error::success(); // bytecode
+    return checkBytecodeResources(path, bytes); // bytecode
   size_t nul = bytes.find('\0');
   if (nul != StringRef::npos)
     return createStringError(path.str() +

@@ -63,8 +63,8 @@ llvm::Error checkRegularInput(llvm::StringRef path, llvm::StringRef what);
 
 /// Why `bytes`, read from `path` as MLIR, is neither MLIR bytecode nor
 /// text (a NUL byte, which the text parser would take as the end of an
-/// empty module): an error naming the file and the offset; success
-/// otherwise.
+/// empty module), or is bytecode the reader would mishandle
+/// (support/BytecodeCheck.h): an error naming the file; success otherwise.
 llvm::Error checkMlirInput(llvm::StringRef path, llvm::StringRef bytes);
 
 /// Why `bytes` from `path` is not UTF-8 text: a NUL byte or an invalid
