@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialects/W4A4/W4A4Ops.h"
+#include "dialects/W4A4/W4A4Utils.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
@@ -67,6 +68,13 @@ LogicalResult WeightOp::verify() {
   // weight_c1
   if (getName().empty())
     return emitOpError("(weight_c1) expects a non-empty name");
+  // weight_c2
+  if (auto dense = dyn_cast<DenseElementsAttr>(getValue());
+      dense && !denseDataMatchesType(dense))
+    return emitOpError("(weight_c2) the dense value holds ")
+           << cast<DenseIntOrFPElementsAttr>(dense).getRawData().size()
+           << " bytes of data, not what its type " << dense.getType()
+           << " needs";
   return success();
 }
 

@@ -13,6 +13,21 @@
 using namespace mlir;
 using namespace mlir::w4a4;
 
+bool mlir::w4a4::denseDataMatchesType(DenseElementsAttr attr) {
+  auto dense = dyn_cast<DenseIntOrFPElementsAttr>(attr);
+  if (!dense)
+    return true;
+  Type element = dense.getElementType();
+  if (!element.isIntOrFloat())
+    return true; // complex and index: not weights
+  int64_t bits = element.getIntOrFloatBitWidth();
+  int64_t n = dense.isSplat() ? 1 : dense.getNumElements();
+  std::optional<int64_t> bytes =
+      bits == 1 ? std::optional<int64_t>((n + 7) / 8)
+                : ::w4a4::checkedMul(n, (bits + 7) / 8);
+  return bytes && static_cast<int64_t>(dense.getRawData().size()) == *bytes;
+}
+
 std::optional<std::vector<double>> mlir::w4a4::readFloats(Attribute attr) {
   auto elements = dyn_cast_or_null<ElementsAttr>(attr);
   if (!elements)

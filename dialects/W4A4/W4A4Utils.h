@@ -16,6 +16,12 @@ namespace mlir::w4a4 {
 /// or elided blobs.
 std::optional<std::vector<double>> readFloats(Attribute attr);
 
+/// Whether a dense literal holds as many bytes as its type says (one
+/// element for a splat). Malformed bytecode can make MLIR's reader build
+/// one with no data at all (`dense<"0x"> : tensor<32x16xf32>`), which
+/// iterating would read from a null pointer.
+bool denseDataMatchesType(DenseElementsAttr attr);
+
 /// A w4a4.weight named `name`: a dense literal for at most 16 elements, else a
 /// dense_resource blob whose key is the name made of identifier characters.
 WeightOp createF32Weight(OpBuilder &builder, Location loc, StringRef name,

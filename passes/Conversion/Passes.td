@@ -91,4 +91,63 @@ def W4A4RaiseOnnx : Pass<"w4a4-raise-onnx", "::mlir::ModuleOp"> {
   ];
 }
 
+
+def W4A4LowerToKernels : Pass<"w4a4-lower-to-kernels", "::mlir::ModuleOp"> {
+  let summary = "Lower model-level w4a4 ops to kernel-level w4a4k calls for a target";
+  let description = [{
+    The first step of code generation (`w4a4-compile` runs it, then
+    `--w4a4k-plan-buffers` and `--w4a4k-to-emitc`). Every model-level op
+    becomes the kernel calls of `target` (`cpu`), and the decisions that
+    make are explicit ops and attributes of the `w4a4k` dialect:
+
+    - a `w4a4.qlinear` with quantized activations becomes a `w4a4k.quantize`
+      of its input and a `w4a4k.qgemm` reading the weights in the target's
+      layout (`layout = "cpu_vnni_panels"`); every qlinear that reads the
+      same value at the same bits and clip ratio shares one quantize (q, k,
+      v; w1, w3);
+    - a low-rank correction becomes two `w4a4k.gemm` and a `w4a4k.add`;
+    - a Hadamard's signs (given, or drawn from its seed) become a weight
+      `hadamard.N.signs`.
+
+    Ops without a kernel on the target are refused with an error naming
+    them: weight-only `qlinear` (act_bits = 0), the KV-cache I/O of exports
+    with a past, `random_orthogonal` rotations.
+
+    Before:
+    ```mlir
+    %q = w4a4.qlinear %x, %cq, %sq {act_bits = 4 : i64, weight_bits = 4 : i64} : (tensor<1x?x64xf32>, tensor<64x32xi8>, tensor<64x1xf32>) -> tensor<1x?x64xf32>
+    %k = w4a4.qlinear %x, %ck, %sk {act_bits = 4 : i64, weight_bits = 4 : i64} : (tensor<1x?x64xf32>, tensor<64x32xi8>, tensor<64x1xf32>) -> tensor<1x?x64xf32>
+    ```
+    After:
+    ```mlir
+    %xq = w4a4k.quantize %x {clip_ratio = 1.0 : f64} : tensor<1x?x64xf32> -> !w4a4k.qrows<4 x 64>
+    %q = w4a4k.qgemm %xq, %cq, %sq {group_size = 0 : i64, layout = "cpu_vnni_panels", out_features = 64 : i64, weight_bits = 4 : i64} : ...
+    %k = w4a4k.qgemm %xq, %ck, %sk {...} : ...
+    ```
+  }];
+  let options = [
+    Option<"target", "target", "std::string", /*default=*/"\"cpu\"",
+           "The target whose kernels the IR calls (cpu)">,
+  ];
+  let dependentDialects = ["::mlir::w4a4k::W4A4KDialect", "::mlir::w4a4::W4A4Dialect"];
+}
+
+def W4A4KPlanBuffers : Pass<"w4a4k-plan-buffers", "::mlir::ModuleOp"> {
+  let summary = "Assign every kernel-level activation a slot of one arena, by liveness";
+  let description = [{
+    All activations are rows of one token, so one arena of `rows x
+    arena_width` floats holds them, with rows = batch * (seq + the largest
+    register prefix). A value lives from its op to its last reader; values
+    that live at the same time get disjoint slots (first fit).
+    `w4a4k.slot = array<i64: offset, width>` on an op places its result in
+    the contiguous block of `rows x width` floats that starts at
+    `offset x rows`; the returned logits go to the caller's buffer
+    (`w4a4k.slot = "result"`). Quantized activations get one of
+    `w4a4k.qrows_slots` holders (`w4a4k.qslot`), by the same liveness. Ops
+    whose rows differ from the call's tokens (after a register prepend or
+    strip) carry `w4a4k.seq_extra`. On `@forward`: `w4a4k.arena_width`,
+    `w4a4k.max_seq_extra`, `w4a4k.qrows_slots`.
+  }];
+}
+
 #endif // W4A4_CONVERSION_PASSES_TD

@@ -3,6 +3,7 @@
 #include "runtime/executor/Executor.h"
 
 #include "dialects/W4A4/W4A4Ops.h"
+#include "dialects/W4A4/W4A4Utils.h"
 #include "w4a4/runtime/CheckedMath.h"
 #include "w4a4/runtime/Hadamard.h"
 #include "w4a4/runtime/IntGemm.h"
@@ -152,6 +153,8 @@ llvm::Error Executor::prepareQLinear(Operation *op) {
       return opError(op, "weight codes are missing (elided dense_resource?)");
     raw = res.getRawHandle().getBlob()->getData();
   } else if (auto dense = dyn_cast<DenseIntElementsAttr>(codesOp.getValue())) {
+    if (!denseDataMatchesType(dense))
+      return opError(op, "weight codes hold less data than their type needs");
     if (dense.getNumElements() > (int64_t(1) << 34))
       return opError(op, "weight codes too large to materialise");
     for (const APInt &v : dense.getValues<APInt>())
@@ -233,6 +236,9 @@ llvm::Expected<HostTensor> Executor::constant(Operation *op, Attribute value) {
                              " needs " + std::to_string(*bytes));
     t.f32 = reinterpret_cast<const float *>(raw.data());
   } else if (auto dense = dyn_cast<DenseFPElementsAttr>(value)) {
+    if (!denseDataMatchesType(dense))
+      return opError(op, "a dense constant of " + debugString(type) +
+                             " holds less data than its type needs");
     if (*bytes > (int64_t(1) << 34))
       return opError(op, "a dense constant of " + debugString(type) +
                              " is too large to materialise (16 GiB limit; "

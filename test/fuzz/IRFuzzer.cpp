@@ -15,7 +15,11 @@
 // exit 1 (support/AtomicFile.h, exitCleanlyOnFatalErrors); here the parse
 // runs in a CrashRecoveryContext so such an input ends as a rejected input
 // instead of ending the fuzzer. Only exits are recovered: a signal inside the
-// parse (a real crash) still traps.
+// parse (a real crash) still traps. The reader can also loop forever (an
+// attribute that refers to itself); the tools stop it at a deadline
+// (support/ParseDeadline.h) with an error, and here a bytecode input is
+// first parsed in a child process that gets 1 s: one that does not finish
+// is rejected like the tools reject it.
 //
 //===----------------------------------------------------------------------===//
 
@@ -38,6 +42,11 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <sanitizer/lsan_interface.h>
+
+#include <cerrno>
+#include <csignal>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -70,6 +79,30 @@ void onFatalError(void *, const char *reason, bool) {
     recovery->HandleExit(1);
   llvm::errs() << "LLVM ERROR: " << reason << "\n";
   abort();
+}
+
+/// Whether parsing `bytes` ends (in success or an error) within 1 s, tried
+/// in a child process.
+bool parsesInTime(llvm::StringRef bytes, mlir::MLIRContext &context) {
+  pid_t pid = fork();
+  if (pid < 0)
+    return true;
+  if (pid == 0) {
+    signal(SIGALRM, SIG_DFL); // not libFuzzer's timeout handler
+    alarm(1);
+    mlir::ParserConfig config(&context);
+    llvm::CrashRecoveryContext::Enable();
+    llvm::CrashRecoveryContext recovery;
+    recovery.RunSafely([&] {
+      (void)mlir::parseSourceString<mlir::ModuleOp>(bytes, config,
+                                                    "fuzz.mlir");
+    });
+    _exit(0);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return !(WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM);
 }
 
 void runOnce(mlir::ModuleOp module) {
@@ -109,6 +142,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   mlir::ParserConfig config(&context);
   mlir::OwningOpRef<mlir::ModuleOp> module;
   bool bytecode = bytes.starts_with("ML\xefR");
+  if (bytecode && !parsesInTime(bytes, context))
+    return 0;
   llvm::CrashRecoveryContext::Enable();
   llvm::CrashRecoveryContext recovery;
   // What a recovered fatal error abandons mid-parse is leaked by design.

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialects/W4A4/W4A4Dialect.h"
+#include "dialects/W4A4Kernel/W4A4KernelDialect.h"
 #include "passes/Conversion/Passes.h"
 #include "passes/Passes.h"
 #include "passes/Report.h"
@@ -21,6 +22,7 @@
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 #include "mlir/Transforms/Passes.h"
 #include "support/AtomicFile.h"
+#include "support/ParseDeadline.h"
 #include "support/ThreadPolicy.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
@@ -37,8 +39,8 @@ int main(int argc, char **argv) {
   w4a4::useParkingThreads(argc, argv);
   llvm::InitLLVM y(argc, argv);
   mlir::DialectRegistry registry;
-  registry.insert<mlir::w4a4::W4A4Dialect, mlir::func::FuncDialect,
-                  mlir::arith::ArithDialect>();
+  registry.insert<mlir::w4a4::W4A4Dialect, mlir::w4a4k::W4A4KDialect,
+                  mlir::func::FuncDialect, mlir::arith::ArithDialect>();
 
   // Upstream generic passes (canonicalize, cse, symbol-dce, inline, ...).
   mlir::registerTransformsPasses();
@@ -53,14 +55,19 @@ int main(int argc, char **argv) {
       mlir::MlirOptMainConfig::createFromCLOptions();
   mlir::MlirOptMainConfig config = cliConfig;
   auto log = std::make_shared<mlir::w4a4::ReportLog>();
-  if (!reportFile.empty())
-    config.setPassPipelineSetupFn([&](mlir::PassManager &pm) {
-      if (mlir::failed(cliConfig.setupPassPipeline(pm)))
-        return mlir::failure();
+  // Reading the input runs under a deadline (support/ParseDeadline.h),
+  // disarmed once MlirOptMain has parsed it and sets up the passes.
+  std::unique_ptr<::w4a4::ParseDeadline> deadline;
+  config.setPassPipelineSetupFn([&](mlir::PassManager &pm) {
+    if (deadline)
+      deadline->disarm();
+    if (mlir::failed(cliConfig.setupPassPipeline(pm)))
+      return mlir::failure();
+    if (!reportFile.empty())
       pm.addInstrumentation(
           std::make_unique<mlir::w4a4::ReportInstrumentation>(log));
-      return mlir::success();
-    });
+    return mlir::success();
+  });
 
   w4a4::exitCleanlyOnFatalErrors("w4a4-opt", inputFilename == "-"
                                                  ? std::string("<stdin>")
@@ -87,8 +94,11 @@ int main(int argc, char **argv) {
     llvm::errs() << "w4a4-opt: " << llvm::toString(output.takeError()) << "\n";
     return 1;
   }
+  deadline = std::make_unique<::w4a4::ParseDeadline>(
+      ::w4a4::parseDeadlineSeconds(input->getBufferSize()));
   mlir::LogicalResult result =
       mlir::MlirOptMain((*output)->os(), std::move(input), registry, config);
+  deadline.reset();
   if (!reportFile.empty() && !log->write(reportFile, error)) {
     llvm::errs() << "w4a4-opt: " << error << "\n";
     return 1;

@@ -16,6 +16,7 @@
 
 #include "runtime/executor/Executor.h"
 #include "support/AtomicFile.h"
+#include "support/ParseDeadline.h"
 #include "support/ThreadPolicy.h"
 #include "w4a4/runtime/IntGemm.h"
 #include "w4a4/runtime/Kernels.h"
@@ -171,7 +172,13 @@ loadModel(mlir::MLIRContext &context, const char *argv0) {
     if (Error e = w4a4::checkMlirInput(modelPath, (*bytes)->getBuffer()))
       return std::move(e);
   }
-  auto module = mlir::parseSourceFile<mlir::ModuleOp>(path, &context);
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  {
+    uint64_t size = 0;
+    (void)sys::fs::file_size(path, size);
+    w4a4::ParseDeadline deadline(w4a4::parseDeadlineSeconds(size));
+    module = mlir::parseSourceFile<mlir::ModuleOp>(path, &context);
+  }
   if (temporary) {
     sys::fs::remove(path);
     sys::DontRemoveFileOnSignal(path);
