@@ -9,6 +9,7 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Signals.h"
 
+#include <cstring>
 #include <unistd.h>
 
 using namespace llvm;
@@ -180,14 +181,20 @@ FatalContext &fatalContext() {
 
 void exitCleanlyOnFatalErrors(const char *tool, const std::string &what) {
   fatalContext() = {tool, what};
-  install_fatal_error_handler([](void *, const char *reason, bool) {
+  auto handler = [](void *, const char *reason, bool) {
     const FatalContext &c = fatalContext();
-    errs() << c.tool << ": error: " << c.what << ": " << reason
-           << " (malformed input?)\n";
-    errs().flush();
+    // Written piecewise without allocating: this also reports allocation
+    // failures.
+    for (const char *piece : {c.tool.c_str(), ": error: ", c.what.c_str(), ": ",
+                              reason, " (malformed input?)\n"})
+      (void)!write(2, piece, std::strlen(piece));
     sys::RunInterruptHandlers(); // the temporary files
     _exit(1);
-  });
+  };
+  install_fatal_error_handler(handler);
+  // Allocation failures (a count read from a malformed file) too: LLVM's
+  // default prints "out of memory" and aborts.
+  install_bad_alloc_error_handler(handler);
 }
 
 } // namespace w4a4

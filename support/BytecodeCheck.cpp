@@ -82,7 +82,9 @@ private:
   const uint8_t *it, *end;
 };
 
-constexpr uint8_t kResourceOffsetSection = 6;
+constexpr uint8_t kStringSection = 0, kDialectSection = 1,
+                  kAttrTypeOffsetSection = 3, kResourceOffsetSection = 6,
+                  kPropertiesSection = 8;
 constexpr uint8_t kNumSections = 9;
 constexpr uint8_t kNumResourceKinds = 3; // blob, bool, string
 
@@ -99,6 +101,8 @@ std::optional<std::optional<BadKind>> walkGroup(Cursor &offsets,
   std::optional<uint64_t> count = offsets.varint();
   if (!count)
     return std::nullopt;
+  if (*count > offsets.size()) // each entry takes at least 3 bytes
+    return std::optional<BadKind>(BadKind{entry, ~0u});
   for (uint64_t i = 0; i < *count; ++i, ++entry) {
     std::optional<uint64_t> key = offsets.varint();
     std::optional<uint64_t> size = key ? offsets.varint() : std::nullopt;
@@ -136,6 +140,26 @@ Error checkBytecodeResources(StringRef path, StringRef bytes) {
     std::optional<Cursor> section = file.take(*length);
     if (!section)
       return Error::success();
+    // Sections that open with entry counts: each entry takes at least one
+    // byte of the section, so a larger count is malformed (the reader would
+    // first allocate the count's worth of entries: gigabytes).
+    if (id == kStringSection || id == kDialectSection ||
+        id == kAttrTypeOffsetSection || id == kPropertiesSection) {
+      Cursor counts = *section;
+      uint64_t total = 0;
+      for (int i = 0; i < (id == kAttrTypeOffsetSection ? 2 : 1); ++i) {
+        std::optional<uint64_t> n = counts.varint();
+        if (!n)
+          return Error::success();
+        total = *n > section->size() ? section->size() + 1 : total + *n;
+      }
+      if (total > section->size())
+        return createStringError(
+            path.str() + ": malformed MLIR bytecode: section " +
+            std::to_string(id) + " declares more entries than its " +
+            std::to_string(section->size()) + " bytes can hold");
+      continue;
+    }
     if (id != kResourceOffsetSection)
       continue;
     Cursor offsets = *section;
@@ -145,6 +169,10 @@ Error checkBytecodeResources(StringRef path, StringRef bytes) {
     uint64_t entry = 0;
     std::optional<std::optional<BadKind>> bad;
     auto refuse = [&](const BadKind &b) {
+      if (b.kind == ~0u)
+        return createStringError(
+            path.str() + ": malformed MLIR bytecode: a resource group "
+                         "declares more entries than its section can hold");
       return createStringError(
           path.str() + ": malformed MLIR bytecode: resource entry " +
           std::to_string(b.entry) + " has kind " + std::to_string(b.kind) +

@@ -3,7 +3,9 @@
 // MLIR 22's bytecode reader trusts a few fields of its input that a
 // malformed file can set to anything: a resource entry's kind byte is used
 // as an enum (an out-of-range kind reads a garbage string when the reader
-// reports the mismatch; found by the IR fuzzer). checkBytecodeResources
+// reports the mismatch), and entry counts are used to allocate before they
+// are checked against the data (a 4-byte count asks for gigabytes; both found
+// by the IR fuzzer). checkBytecodeResources
 // walks the section table and the resource offset section the way the reader
 // does and refuses such a file with an error naming it. Anything it cannot
 // follow is left to the reader, which reports it with a diagnostic.

@@ -22,9 +22,9 @@ bool mlir::w4a4::denseDataMatchesType(DenseElementsAttr attr) {
     return true; // complex and index: not weights
   int64_t bits = element.getIntOrFloatBitWidth();
   int64_t n = dense.isSplat() ? 1 : dense.getNumElements();
-  std::optional<int64_t> bytes =
-      bits == 1 ? std::optional<int64_t>((n + 7) / 8)
-                : ::w4a4::checkedMul(n, (bits + 7) / 8);
+  std::optional<int64_t> bytes = bits == 1
+                                     ? std::optional<int64_t>((n + 7) / 8)
+                                     : ::w4a4::checkedMul(n, (bits + 7) / 8);
   return bytes && static_cast<int64_t>(dense.getRawData().size()) == *bytes;
 }
 

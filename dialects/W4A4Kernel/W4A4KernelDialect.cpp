@@ -49,7 +49,8 @@ LogicalResult QGemmOp::verify() {
   if (getLayout() != "cpu_vnni_panels")
     return emitOpError("(w4a4k.qgemm_c1) unknown weight layout '")
            << getLayout() << "' (known: cpu_vnni_panels)";
-  if (bits < 2 || bits > 8 || codes.getRank() != 2 || codes.getDimSize(0) != out)
+  if (bits < 2 || bits > 8 || codes.getRank() != 2 ||
+      codes.getDimSize(0) != out)
     return emitOpError("(w4a4k.qgemm_c2) codes must be [out_features, packed "
                        "inputs] of 2..8-bit codes");
   int64_t perByte = (bits == 2 || bits == 4) ? 8 / bits : 1;

@@ -150,4 +150,28 @@ def W4A4KPlanBuffers : Pass<"w4a4k-plan-buffers", "::mlir::ModuleOp"> {
   }];
 }
 
+
+def W4A4KToEmitC : Pass<"w4a4k-to-emitc", "::mlir::ModuleOp"> {
+  let summary = "Turn the planned kernel-level @forward into EmitC calls of the runtime";
+  let description = [{
+    The last step before C++: `@forward` (planned by `--w4a4k-plan-buffers`)
+    becomes an `emitc` module that MLIR's C++ emitter prints as the
+    artifact's `model.cpp` (`w4a4-compile` does both; by hand:
+    `w4a4-opt --w4a4k-to-emitc | mlir-translate-22 --mlir-to-cpp`).
+
+    - One static function `forward_body(w4a4::cc::Context *)` with one call
+      per kernel op into `w4a4/runtime/Compiled.h`: every width, head count,
+      epsilon and slot offset is a literal; rows and sequence lengths are
+      read once from the context (`w4a4::cc::rows(ctx, extra)`).
+    - The weight table (`kTensors`, in the order `weights.bin` stores them:
+      the function's `w4a4.weight` ops), the quantized weights the runtime
+      packs into the target layout when the artifact opens (`kPacks`), and
+      `kSpec`: the weights' checksum, the arena plan, vocabulary, batch and
+      the most tokens a call may take.
+    - `w4a4_open`, the one C API function that knows the model; the rest of
+      the C API (`w4a4/runtime/w4a4_model.h`) is the runtime's.
+  }];
+  let dependentDialects = ["::mlir::emitc::EmitCDialect"];
+}
+
 #endif // W4A4_CONVERSION_PASSES_TD

@@ -15,6 +15,7 @@
 #include "passes/Report.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/EmitC/IR/EmitC.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Pass/PassManager.h"
@@ -40,7 +41,8 @@ int main(int argc, char **argv) {
   llvm::InitLLVM y(argc, argv);
   mlir::DialectRegistry registry;
   registry.insert<mlir::w4a4::W4A4Dialect, mlir::w4a4k::W4A4KDialect,
-                  mlir::func::FuncDialect, mlir::arith::ArithDialect>();
+                  mlir::func::FuncDialect, mlir::arith::ArithDialect,
+                  mlir::emitc::EmitCDialect>();
 
   // Upstream generic passes (canonicalize, cse, symbol-dce, inline, ...).
   mlir::registerTransformsPasses();

@@ -39,8 +39,8 @@ struct LowerEmbedding : OpRewritePattern<EmbeddingOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(EmbeddingOp op,
                                 PatternRewriter &rewriter) const override {
-    rewriter.replaceOpWithNewOp<w4a4k::EmbeddingOp>(
-        op, op.getType(), op.getTable(), op.getIds());
+    rewriter.replaceOpWithNewOp<w4a4k::EmbeddingOp>(op, op.getType(),
+                                                    op.getTable(), op.getIds());
     return success();
   }
 };
@@ -59,8 +59,8 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(LinearOp op,
                                 PatternRewriter &rewriter) const override {
-    rewriter.replaceOpWithNewOp<w4a4k::GemmOp>(
-        op, op.getType(), op.getInput(), op.getWeight(), op.getBias());
+    rewriter.replaceOpWithNewOp<w4a4k::GemmOp>(op, op.getType(), op.getInput(),
+                                               op.getWeight(), op.getBias());
     return success();
   }
 };
@@ -139,9 +139,9 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
                                 PatternRewriter &rewriter) const override {
     if (op.getPastKey())
       return failure(); // reported by the pass
-    double scale =
-        op.getScale() ? op.getScale()->convertToDouble()
-                      : 1.0 / std::sqrt(static_cast<double>(op.getHeadDim()));
+    double scale = op.getScale()
+                       ? op.getScale()->convertToDouble()
+                       : 1.0 / std::sqrt(static_cast<double>(op.getHeadDim()));
     rewriter.replaceOpWithNewOp<w4a4k::AttentionOp>(
         op, op->getResult(0).getType(), op.getQuery(), op.getKey(),
         op.getValue(), op.getKeyPrefix(), op.getValuePrefix(),
@@ -266,7 +266,8 @@ struct LowerToKernelsPass
     bool failedOp = false;
     module.walk([&](Operation *op) {
       if (op->getDialect() &&
-          op->getDialect()->getNamespace() == W4A4Dialect::getDialectNamespace() &&
+          op->getDialect()->getNamespace() ==
+              W4A4Dialect::getDialectNamespace() &&
           !isa<WeightOp>(op)) {
         op->emitError() << "cannot lower to target '" << target
                         << "': " << whyNoKernel(op);
@@ -284,8 +285,9 @@ struct LowerToKernelsPass
 void mlir::w4a4::populateW4A4ToKernelsPatterns(RewritePatternSet &patterns,
                                                StringRef target) {
   MLIRContext *ctx = patterns.getContext();
-  patterns.add<LowerEmbedding, LowerRMSNorm, LowerLinear, LowerRoPE,
-               LowerAttention, LowerSwiGLU, LowerAdd, LowerHadamard,
-               LowerQuantize, LowerRegisters>(ctx);
+  patterns
+      .add<LowerEmbedding, LowerRMSNorm, LowerLinear, LowerRoPE, LowerAttention,
+           LowerSwiGLU, LowerAdd, LowerHadamard, LowerQuantize, LowerRegisters>(
+          ctx);
   patterns.add<LowerQLinear>(ctx, target == "cpu" ? "cpu_vnni_panels" : "");
 }

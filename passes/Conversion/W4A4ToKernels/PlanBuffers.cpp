@@ -99,8 +99,8 @@ struct PlanBuffersPass
           break;
         }
       if (auto r = dyn_cast<w4a4k::RegistersOp>(op)) {
-        int64_t k = cast<RankedTensorType>(r.getRegisters().getType())
-                        .getShape()[0];
+        int64_t k =
+            cast<RankedTensorType>(r.getRegisters().getType()).getShape()[0];
         e += r.getMode() == "prepend" ? k : r.getMode() == "strip" ? -k : 0;
       }
       maxExtra = std::max(maxExtra, e);
@@ -109,9 +109,8 @@ struct PlanBuffersPass
       for (Value result : op->getResults()) {
         extra[result] = e;
         if (auto q = dyn_cast<w4a4k::QRowsType>(result.getType())) {
-          op->setAttr("w4a4k.qslot",
-                      b.getI64IntegerAttr(
-                          holders.place(1, index[op], lastUse(result))));
+          op->setAttr("w4a4k.qslot", b.getI64IntegerAttr(holders.place(
+                                         1, index[op], lastUse(result))));
           continue;
         }
         auto t = cast<RankedTensorType>(result.getType());
