@@ -210,12 +210,17 @@ Error writeArtifact(mlir::ModuleOp module) {
                                    "-shared",
                                    "-fvisibility=hidden",
                                    "-fopenmp",
+                                   // No path of this machine in the library.
+                                   "-ffile-prefix-map=" + outputDir + "=.",
                                    "-I" + runtimeInclude,
                                    path("model.cpp"),
                                    "-Wl,--whole-archive",
                                    runtimeLibrary.getValue(),
                                    "-Wl,--no-whole-archive",
                                    "-Wl,--version-script=" + exports,
+                                   // OpenMP's worker threads outlive a
+                                   // dlclose: never unload the library.
+                                   "-Wl,-z,nodelete",
                                    W4A4_OPENBLAS_LIBRARY,
                                    "-o",
                                    tmp};
