@@ -116,11 +116,19 @@ def W4A4K_RoPEOp : W4A4K_Op<"rope", [Pure]> {
 }
 
 def W4A4K_AttentionOp : W4A4K_Op<"attention", [Pure, AttrSizedOperandSegments]> {
-  let summary = "Causal attention (GQA, optional constant KV prefix)";
+  let summary = "Causal attention (GQA, optional constant KV prefix, KV cache)";
+  let description = [{
+    With `cache_layer = i`, the call's keys and values are appended to layer
+    i of the artifact's KV cache and every token attends to the constant
+    prefix, the cached tokens and the call's tokens up to itself; RoPE
+    positions then start at the cache's length. Without it the op sees only
+    the call's tokens.
+  }];
   let arguments = (ins W4A4K_F32Tensor:$query, W4A4K_F32Tensor:$key,
                    W4A4K_F32Tensor:$value, Optional<W4A4K_F32Tensor>:$key_prefix,
                    Optional<W4A4K_F32Tensor>:$value_prefix, I64Attr:$num_heads,
-                   I64Attr:$num_kv_heads, I64Attr:$head_dim, F64Attr:$scale);
+                   I64Attr:$num_kv_heads, I64Attr:$head_dim, F64Attr:$scale,
+                   OptionalAttr<I64Attr>:$cache_layer);
   let results = (outs W4A4K_F32Tensor:$result);
   let assemblyFormat = "$query `,` $key `,` $value (`prefix` `(` $key_prefix^ `,` $value_prefix `:` type($key_prefix) `,` type($value_prefix) `)`)? attr-dict `:` type($query) `,` type($key) `,` type($value) `->` type($result)";
 }

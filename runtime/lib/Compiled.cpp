@@ -28,6 +28,13 @@ struct Context {
   int64_t arenaRows = 0;
   std::vector<float> arena;
   std::vector<rt::QuantizedRows> qrows;
+  /// The KV cache: per layer, keys and values [batch, kvHeads, past, d] of
+  /// the tokens before this call; `next` receives the presents.
+  struct Layer {
+    std::vector<float> k, v, nextK, nextV;
+  };
+  std::vector<Layer> cache;
+  int64_t past = 0, cacheBatch = 0;
   bool failed = false;
   std::string error;
 };
@@ -163,6 +170,7 @@ w4a4_model *open(const ModelSpec *spec, const char *dir, char *err,
   }
   m->ctx.model = m.get();
   m->ctx.qrows.resize(spec->qrowsSlots);
+  m->ctx.cache.resize(spec->cacheLayers);
   return m.release();
 }
 
@@ -222,15 +230,28 @@ void rope(Context *c, const float *x, int64_t batch, int64_t seq, int64_t heads,
           int64_t headDim, double theta, int64_t offset, bool interleaved,
           float *out) {
   if (!c->failed)
-    rt::rope(x, batch, seq, heads, headDim, theta, offset, interleaved, out);
+    rt::rope(x, batch, seq, heads, headDim, theta, offset + c->past,
+             interleaved, out);
 }
-void attention(Context *c, const float *q, const float *k, const float *v,
-               const float *kp, const float *vp, int64_t prefix, int64_t batch,
-               int64_t seq, int64_t heads, int64_t kvHeads, int64_t headDim,
-               double scale, float *out) {
-  if (!c->failed)
+void attention(Context *c, int64_t layer, const float *q, const float *k,
+               const float *v, const float *kp, const float *vp, int64_t prefix,
+               int64_t batch, int64_t seq, int64_t heads, int64_t kvHeads,
+               int64_t headDim, double scale, float *out) {
+  if (c->failed)
+    return;
+  if (layer < 0 || layer >= static_cast<int64_t>(c->cache.size())) {
     rt::attention(q, k, v, kp, vp, prefix, batch, seq, heads, kvHeads, headDim,
                   scale, out);
+    return;
+  }
+  Context::Layer &l = c->cache[layer];
+  size_t present =
+      static_cast<size_t>(batch * kvHeads * (c->past + seq) * headDim);
+  l.nextK.resize(present);
+  l.nextV.resize(present);
+  rt::attentionCached(q, k, v, kp, vp, prefix, l.k.data(), l.v.data(), c->past,
+                      batch, seq, heads, kvHeads, headDim, scale, out,
+                      l.nextK.data(), l.nextV.data());
 }
 void swiglu(Context *c, const float *gate, const float *up, int64_t rows,
             int64_t cols, float *out) {
@@ -265,37 +286,40 @@ void registers(Context *c, int mode, const float *x, const float *regs,
 
 using namespace w4a4;
 
-extern "C" {
-
-int w4a4_forward(w4a4_model *m, const int64_t *ids, int64_t batch, int64_t seq,
-                 float *logits) {
+/// Runs `seq` tokens after the cache (`append`) or on an empty cache.
+static int run(w4a4_model *m, const int64_t *ids, int64_t batch, int64_t seq,
+               float *logits, bool append, const char *what) {
   if (!m)
     return -1;
   const cc::ModelSpec &spec = *m->spec;
   cc::Context &c = m->ctx;
   m->error.clear();
-  if (!ids || !logits || batch <= 0 || seq < 0) {
-    m->error = "w4a4_forward: needs ids, logits, batch >= 1 and seq >= 0";
+  auto refuse = [&](const std::string &why) {
+    m->error = std::string(what) + ": " + why;
     return -1;
-  }
-  if (spec.batch >= 0 && batch != spec.batch) {
-    m->error = "w4a4_forward: the model was compiled for batch " +
-               std::to_string(spec.batch) + ", not " + std::to_string(batch);
-    return -1;
-  }
-  if (spec.maxTokens > 0 && seq > spec.maxTokens) {
-    m->error = "w4a4_forward: " + std::to_string(seq) +
-               " tokens exceed the model's " + std::to_string(spec.maxTokens) +
-               " positions";
-    return -1;
-  }
+  };
+  if (!ids || !logits || batch <= 0 || seq < 0)
+    return refuse("needs ids, logits, batch >= 1 and seq >= 0");
+  if (spec.batch >= 0 && batch != spec.batch)
+    return refuse("the model was compiled for batch " +
+                  std::to_string(spec.batch) + ", not " +
+                  std::to_string(batch));
+  if (append && spec.maxSeqExtra > 0)
+    return refuse("this model prepends its registers on every call; fold "
+                  "them into the KV prefix (w4a4-opt --w4a4-fold-registers) "
+                  "to decode");
+  if (append && c.past > 0 && batch != c.cacheBatch)
+    return refuse("the KV cache holds batch " + std::to_string(c.cacheBatch) +
+                  ", not " + std::to_string(batch) + " (w4a4_reset first)");
+  int64_t past = append ? c.past : 0;
+  if (spec.maxTokens > 0 && past + seq > spec.maxTokens)
+    return refuse(std::to_string(past + seq) + " tokens exceed the model's " +
+                  std::to_string(spec.maxTokens) + " positions");
   std::optional<int64_t> arenaRows = checkedMul(batch, seq + spec.maxSeqExtra);
   std::optional<int64_t> floats =
       arenaRows ? checkedMul(*arenaRows, spec.arenaWidth) : std::nullopt;
-  if (!floats || *floats > (int64_t(1) << 36)) {
-    m->error = "w4a4_forward: batch x seq too large for the activation arena";
-    return -1;
-  }
+  if (!floats || *floats > (int64_t(1) << 36))
+    return refuse("batch x seq too large for the activation arena");
   c.arenaRows = *arenaRows;
   if (static_cast<int64_t>(c.arena.size()) < *floats) {
     c.arena.clear();
@@ -306,6 +330,7 @@ int w4a4_forward(w4a4_model *m, const int64_t *ids, int64_t batch, int64_t seq,
   c.batch = batch;
   c.seq = seq;
   c.logits = logits;
+  c.past = past;
   c.failed = false;
   c.error.clear();
   spec.forward(&c);
@@ -313,8 +338,34 @@ int w4a4_forward(w4a4_model *m, const int64_t *ids, int64_t batch, int64_t seq,
     m->error = c.error;
     return -1;
   }
+  // The presents become the cache.
+  for (cc::Context::Layer &l : c.cache) {
+    std::swap(l.k, l.nextK);
+    std::swap(l.v, l.nextV);
+  }
+  c.past = past + seq;
+  c.cacheBatch = batch;
   return 0;
 }
+
+extern "C" {
+
+int w4a4_forward(w4a4_model *m, const int64_t *ids, int64_t batch, int64_t seq,
+                 float *logits) {
+  return run(m, ids, batch, seq, logits, /*append=*/false, "w4a4_forward");
+}
+
+int w4a4_decode(w4a4_model *m, const int64_t *ids, int64_t batch, int64_t seq,
+                float *logits) {
+  return run(m, ids, batch, seq, logits, /*append=*/true, "w4a4_decode");
+}
+
+void w4a4_reset(w4a4_model *m) {
+  if (m)
+    m->ctx.past = 0;
+}
+
+int64_t w4a4_cache_length(const w4a4_model *m) { return m ? m->ctx.past : 0; }
 
 int64_t w4a4_vocab(const w4a4_model *m) { return m ? m->spec->vocab : 0; }
 int64_t w4a4_max_tokens(const w4a4_model *m) {

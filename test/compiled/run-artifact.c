@@ -1,11 +1,18 @@
 /*===- run-artifact.c - drive a compiled w4a4 artifact from C ------------===*
  *
  * The C example of docs/tools/w4a4-compile.md, used by the tests:
- *   run-artifact DIR IDS [OUT.f32]
- * opens the artifact in DIR through its libmodel.so (linked at build time or
- * dlopen'ed: DIR/libmodel.so), runs w4a4_forward on the comma-separated
- * token ids (batch 1) and writes the logits as raw float32 to OUT.f32, or
- * prints the argmax of each position. Errors go to stderr, exit code 1.
+ *   run-artifact DIR IDS [OUT.f32 [PREFILL]]
+ * opens the artifact in DIR through its libmodel.so (dlopen'ed:
+ * DIR/libmodel.so), runs w4a4_forward on the comma-separated token ids
+ * (batch 1) and writes the logits as raw float32 to OUT.f32 (or "-": prints
+ * the argmax of each position). With PREFILL = k, only the first k ids go
+ * through w4a4_forward and the rest through w4a4_decode one at a time (the
+ * KV cache): the same logits, position by position.
+ *   run-artifact DIR IDS check PREFILL RELTOL
+ * runs both (w4a4_forward on all ids; the prefill and then decode steps)
+ * and fails unless every logit agrees within RELTOL x the largest |logit|.
+ * IDS may be "random:N": N ids drawn from the vocabulary (fixed seed).
+ * Errors go to stderr, exit code 1.
  *
  *===----------------------------------------------------------------------===*/
 
@@ -20,6 +27,7 @@ typedef w4a4_model *(*open_fn)(const char *, char *, size_t);
 typedef int (*forward_fn)(w4a4_model *, const int64_t *, int64_t, int64_t,
                           float *);
 typedef int64_t (*vocab_fn)(const w4a4_model *);
+typedef int64_t (*length_fn)(const w4a4_model *);
 typedef const char *(*error_fn)(const w4a4_model *);
 typedef void (*close_fn)(w4a4_model *);
 
@@ -40,7 +48,10 @@ int main(int argc, char **argv) {
   vocab_fn vocab = (vocab_fn)dlsym(h, "w4a4_vocab");
   error_fn last_error = (error_fn)dlsym(h, "w4a4_last_error");
   close_fn close = (close_fn)dlsym(h, "w4a4_close");
-  if (!open || !forward || !vocab || !last_error || !close) {
+  forward_fn decode = (forward_fn)dlsym(h, "w4a4_decode");
+  length_fn cache_length = (length_fn)dlsym(h, "w4a4_cache_length");
+  if (!open || !forward || !vocab || !last_error || !close || !decode ||
+      !cache_length) {
     fprintf(stderr, "run-artifact: %s lacks the w4a4 C API\n", lib);
     return 1;
   }
@@ -50,24 +61,80 @@ int main(int argc, char **argv) {
     fprintf(stderr, "run-artifact: %s\n", err);
     return 1;
   }
-  int64_t n = 1;
-  for (const char *p = argv[2]; *p; ++p)
-    n += *p == ',';
-  int64_t *ids = malloc(sizeof(int64_t) * n);
-  char *end = argv[2];
-  for (int64_t i = 0; i < n; ++i) {
-    ids[i] = strtoll(end, &end, 10);
-    if (*end == ',')
-      ++end;
-  }
   int64_t v = vocab(m);
+  int64_t n = 1;
+  int64_t *ids;
+  if (strncmp(argv[2], "random:", 7) == 0) {
+    n = strtoll(argv[2] + 7, NULL, 10);
+    ids = malloc(sizeof(int64_t) * (n > 0 ? n : 1));
+    uint64_t state = 12345;
+    for (int64_t i = 0; i < n; ++i) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      ids[i] = (int64_t)((state >> 33) % (uint64_t)v);
+    }
+  } else {
+    for (const char *p = argv[2]; *p; ++p)
+      n += *p == ',';
+    ids = malloc(sizeof(int64_t) * n);
+    char *end = argv[2];
+    for (int64_t i = 0; i < n; ++i) {
+      ids[i] = strtoll(end, &end, 10);
+      if (*end == ',')
+        ++end;
+    }
+  }
+  int check = argc > 5 && strcmp(argv[3], "check") == 0;
+  float *full = NULL;
+  if (check) {
+    full = malloc(sizeof(float) * n * v);
+    if (forward(m, ids, 1, n, full) != 0) {
+      fprintf(stderr, "run-artifact: %s\n", last_error(m));
+      return 1;
+    }
+  }
   float *logits = malloc(sizeof(float) * n * v);
-  if (forward(m, ids, 1, n, logits) != 0) {
+  int64_t prefill = argc > 4 ? strtoll(argv[4], NULL, 10) : n;
+  if (prefill < 0 || prefill > n)
+    prefill = n;
+  int status = forward(m, ids, 1, prefill, logits);
+  for (int64_t t = prefill; status == 0 && t < n; ++t) {
+    status = decode(m, ids + t, 1, 1, logits + t * v);
+    if (status == 0 && cache_length(m) != t + 1) {
+      fprintf(stderr, "run-artifact: the cache holds %lld tokens, not %lld\n",
+              (long long)cache_length(m), (long long)(t + 1));
+      return 1;
+    }
+  }
+  if (status != 0) {
     fprintf(stderr, "run-artifact: %s\n", last_error(m));
     close(m);
     return 1;
   }
-  if (argc > 3) {
+  if (check) {
+    double worst = 0, scale = 0;
+    int64_t at = 0;
+    for (int64_t i = 0; i < n * v; ++i) {
+      double d = logits[i] - full[i];
+      if (d < 0)
+        d = -d;
+      if (d > worst) {
+        worst = d;
+        at = i / v;
+      }
+      double a = full[i] < 0 ? -full[i] : full[i];
+      if (a > scale)
+        scale = a;
+    }
+    double tol = strtod(argv[5], NULL);
+    printf("%lld tokens, prefill %lld: max |decode - forward| = %.3g at "
+           "position %lld (%.3g of max |logit| %.3g; tolerance %.3g)\n",
+           (long long)n, (long long)prefill, worst, (long long)at,
+           scale > 0 ? worst / scale : worst, scale, tol);
+    if (!(worst <= tol * scale)) {
+      fprintf(stderr, "run-artifact: decode differs from forward\n");
+      return 1;
+    }
+  } else if (argc > 3 && strcmp(argv[3], "-") != 0) {
     FILE *f = fopen(argv[3], "wb");
     if (!f || fwrite(logits, sizeof(float), n * v, f) != (size_t)(n * v) ||
         fclose(f) != 0) {

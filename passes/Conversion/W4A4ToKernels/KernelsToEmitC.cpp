@@ -330,7 +330,8 @@ struct KernelsToEmitCPass
         ops.push_back(e.seq(x));
         ops.push_back(e.output(op));
         e.call("attention", {}, ops,
-               {e.arg(1), e.arg(2), e.arg(3), kp, vp, e.i64(prefix),
+               {e.i64(k.getCacheLayer() ? int64_t(*k.getCacheLayer()) : -1),
+                e.arg(1), e.arg(2), e.arg(3), kp, vp, e.i64(prefix),
                 e.arg(bArg), e.arg(bArg + 1), e.i64(k.getNumHeads()),
                 e.i64(k.getNumKvHeads()), e.i64(k.getHeadDim()),
                 e.f64(k.getScale().convertToDouble()), e.arg(bArg + 2)});
@@ -407,6 +408,9 @@ struct KernelsToEmitCPass
       });
       maxTokens = std::max<int64_t>(mp.getInt() - used - offset, 0);
     }
+    int64_t cacheLayers = 0;
+    if (auto n = module->getAttrOfType<IntegerAttr>("w4a4k.cache_layers"))
+      cacheLayers = n.getInt();
     char sum[32];
     std::snprintf(sum, sizeof sum, "0x%016" PRIx64 "ull", checksum);
     tables +=
@@ -422,8 +426,8 @@ struct KernelsToEmitCPass
         std::to_string(
             func->getAttrOfType<IntegerAttr>("w4a4k.qrows_slots").getInt()) +
         ",\n  " + std::to_string(resultType.getShape().back()) + ", " +
-        std::to_string(batchDim) + ", " + std::to_string(maxTokens) +
-        ", forward_body};\n";
+        std::to_string(batchDim) + ", " + std::to_string(maxTokens) + ", " +
+        std::to_string(cacheLayers) + ", forward_body};\n";
     tables += "} // namespace\n";
     tables += "extern \"C\" w4a4_model *w4a4_open(const char *dir, char *err, "
               "size_t err_len) {\n  return w4a4::cc::open(&kSpec, dir, err, "

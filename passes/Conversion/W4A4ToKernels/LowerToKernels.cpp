@@ -146,7 +146,7 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
         op, op->getResult(0).getType(), op.getQuery(), op.getKey(),
         op.getValue(), op.getKeyPrefix(), op.getValuePrefix(),
         op.getNumHeadsAttr(), op.getNumKvHeadsAttr(), op.getHeadDimAttr(),
-        rewriter.getF64FloatAttr(scale));
+        rewriter.getF64FloatAttr(scale), IntegerAttr());
     return success();
   }
 };
@@ -276,7 +276,17 @@ struct LowerToKernelsPass
     });
     if (failedOp)
       return signalPassFailure();
+    // Every attention keeps a layer of the artifact's KV cache (decoding
+    // appends to it); numbered in program order.
+    int64_t layers = 0;
+    module.walk([&](w4a4k::AttentionOp a) {
+      a.setCacheLayerAttr(
+          IntegerAttr::get(IntegerType::get(&getContext(), 64), layers++));
+    });
     module->setAttr("w4a4k.target", StringAttr::get(&getContext(), target));
+    module->setAttr(
+        "w4a4k.cache_layers",
+        IntegerAttr::get(IntegerType::get(&getContext(), 64), layers));
   }
 };
 

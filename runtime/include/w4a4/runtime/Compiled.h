@@ -45,6 +45,8 @@ struct ModelSpec {
   int numPacks;
   int64_t arenaWidth, maxSeqExtra, qrowsSlots;
   int64_t vocab, batch, maxTokens;
+  /// Attention layers keeping a KV cache (w4a4k.attention cache_layer).
+  int64_t cacheLayers;
   void (*forward)(Context *);
 };
 
@@ -75,13 +77,16 @@ void qgemm(Context *c, int64_t qslot, int pack, const float *bias, int64_t rows,
            float *y);
 void fakeQuant(Context *c, const float *x, int64_t rows, int64_t cols,
                int64_t bits, double clip, int64_t group, float *out);
+/// Positions start at `offset` plus the KV cache's length.
 void rope(Context *c, const float *x, int64_t batch, int64_t seq, int64_t heads,
           int64_t headDim, double theta, int64_t offset, bool interleaved,
           float *out);
-void attention(Context *c, const float *q, const float *k, const float *v,
-               const float *kp, const float *vp, int64_t prefix, int64_t batch,
-               int64_t seq, int64_t heads, int64_t kvHeads, int64_t headDim,
-               double scale, float *out);
+/// `layer` >= 0: appends k, v to that layer of the KV cache and attends to
+/// the cache too.
+void attention(Context *c, int64_t layer, const float *q, const float *k,
+               const float *v, const float *kp, const float *vp, int64_t prefix,
+               int64_t batch, int64_t seq, int64_t heads, int64_t kvHeads,
+               int64_t headDim, double scale, float *out);
 void swiglu(Context *c, const float *gate, const float *up, int64_t rows,
             int64_t cols, float *out);
 void add(Context *c, const float *a, const float *b, int64_t rows, int64_t cols,

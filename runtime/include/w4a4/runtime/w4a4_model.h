@@ -39,11 +39,27 @@ typedef struct w4a4_model w4a4_model;
 W4A4_API w4a4_model *w4a4_open(const char *dir, char *err, size_t err_len);
 
 /* Logits of every position: `ids` is [batch, seq] (row-major), `logits`
- * receives [batch, seq, vocab] floats. Returns 0, or -1 with
+ * receives [batch, seq, vocab] floats. The KV cache is emptied first and
+ * then holds these tokens. Returns 0, or -1 with
  * w4a4_last_error() saying why (an id outside the vocabulary, a batch the
  * model was not compiled for, too many positions). */
 W4A4_API int w4a4_forward(w4a4_model *m, const int64_t *ids, int64_t batch,
                           int64_t seq, float *logits);
+
+/* Appends `seq` tokens per sequence to the model's KV cache (after the
+ * tokens of the last w4a4_forward / w4a4_decode since w4a4_reset) and writes
+ * their logits, [batch, seq, vocab]. Decoding one token at a time after a
+ * w4a4_forward of the prompt is generation. Returns 0, or -1 with
+ * w4a4_last_error() (a batch other than the cache's, too many positions, a
+ * model that prepends registers on every call). */
+W4A4_API int w4a4_decode(w4a4_model *m, const int64_t *ids, int64_t batch,
+                         int64_t seq, float *logits);
+
+/* Empties the KV cache (w4a4_forward starts from an empty cache anyway). */
+W4A4_API void w4a4_reset(w4a4_model *m);
+
+/* The tokens per sequence the KV cache holds. */
+W4A4_API int64_t w4a4_cache_length(const w4a4_model *m);
 
 W4A4_API int64_t w4a4_vocab(const w4a4_model *m);
 /* The most tokens one call may take (the model's positions, less its
