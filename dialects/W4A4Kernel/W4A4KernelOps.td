@@ -30,9 +30,11 @@ def W4A4K_Dialect : Dialect {
     by `w4a4k.qgemm` in the layout its `layout` attribute names.
 
     After `--w4a4k-plan-buffers` each fp32 result carries
-    `w4a4k.slot = [offset, width]`: its rows live at column `offset` of an
-    arena of `w4a4k.arena_width` floats per token row (function attribute),
-    so every buffer's size is a function of batch * (seq + registers).
+    `w4a4k.slot = [offset, width]`: it is the contiguous block of
+    `rows x width` floats that starts `offset x rows` floats into an arena
+    of `rows x w4a4k.arena_width` (function attribute), rows = batch *
+    (seq + the largest register prefix): every buffer's size is a function
+    of batch and sequence.
   }];
   let useDefaultTypePrinterParser = 1;
 }

@@ -2,12 +2,12 @@
 //
 // --w4a4k-plan-buffers: every fp32 activation result of a kernel op gets a
 // slot in one arena, by liveness: a value lives from its op to its last
-// reader, and values whose lifetimes overlap get disjoint columns. All
+// reader, and values whose lifetimes overlap get disjoint slots. All
 // activations are rows of one token, so the arena is rows x arena_width
 // floats with rows = batch * (seq + the largest register prefix), and a
-// slot [offset, width] means columns [offset, offset + width) of every row:
-// each buffer's size is a function of batch and sequence, fixed at compile
-// time up to those two numbers. The returned value (the logits) is written
+// slot [offset, width] is the contiguous block of rows x width floats at
+// offset x rows: each buffer's size is a function of batch and sequence,
+// fixed at compile time up to those two numbers. The returned value (the logits) is written
 // to the caller's buffer (`w4a4k.slot = "result"`). Quantized activations
 // get one of `w4a4k.qrows_slots` reusable holders, by the same liveness.
 // Register ops shift the sequence: each op's rows are batch * (seq + its
@@ -32,8 +32,8 @@ using namespace mlir;
 
 namespace {
 
-/// First-fit interval colouring: columns (or holder indices) in use until a
-/// given op index.
+/// First-fit interval colouring: slot ranges (or holder indices) in use
+/// until a given op index.
 struct Arena {
   struct Busy {
     int64_t begin, end, until;
