@@ -1,14 +1,17 @@
 //===- w4a4-run.cpp - execute w4a4 models: logits and perplexity ----------===//
 //
 //   w4a4-run MODEL --ids 1,17,42 [--dump-logits out.f32]
-//   w4a4-run MODEL --text valid.txt --tokenizer tok.model [--ctx 256 --stride
-//   128] w4a4-run MODEL --tokens ids.txt --bos 1 [--max-tokens N] [--json
-//   out.json]
+//   w4a4-run MODEL --text valid.txt --tokenizer tok.model [--ctx 256
+//       --stride 128]
+//   w4a4-run MODEL --tokens ids.txt --bos 1 [--max-tokens N] [--json out.json]
+//   w4a4-run MODEL --generate --prompt TEXT --tokenizer tok.model
+//       [--max-new-tokens N --temperature T --top-k K --top-p P --seed S]
 //
 // MODEL is an ONNX file (imported and raised on the fly by running the
 // w4a4-import next to this executable: Debian's libsentencepiece carries its
-// own protobuf, which cannot share a process with libonnx's) or w4a4 IR (text
-// or bytecode). Perplexity follows DESIGN.md: windows of ctx tokens advancing
+// own protobuf, which cannot share a process with libonnx's), w4a4 IR (text
+// or bytecode), or a directory written by w4a4-compile (run through its
+// libmodel.so). Perplexity follows DESIGN.md: windows of ctx tokens advancing
 // by stride, each fed as [registers][BOS][window]; every token is scored once;
 // register and BOS positions never are.
 //
@@ -18,8 +21,10 @@
 #include "support/AtomicFile.h"
 #include "support/ParseDeadline.h"
 #include "support/ThreadPolicy.h"
+#include "tools/w4a4-run/Models.h"
 #include "w4a4/runtime/IntGemm.h"
 #include "w4a4/runtime/Kernels.h"
+#include "w4a4/runtime/Sampling.h"
 
 #include "dialects/W4A4/W4A4Ops.h"
 #include "dialects/W4A4/W4A4Utils.h"
@@ -109,6 +114,32 @@ static cl::opt<int> numThreads("num-threads",
                                cl::init(0));
 static cl::opt<std::string> jsonOut("json",
                                     cl::desc("Write the results as JSON here"));
+
+static cl::opt<bool>
+    generate("generate",
+             cl::desc("Generate text after --prompt (or token ids after "
+                      "--ids), streaming it as it comes"));
+static cl::opt<std::string>
+    prompt("prompt", cl::desc("With --generate: the prompt (needs a "
+                              "tokenizer: --tokenizer, or an artifact's)"));
+static cl::opt<int64_t> maxNewTokens("max-new-tokens",
+                                     cl::desc("With --generate: how many"),
+                                     cl::init(32));
+static cl::opt<double>
+    temperature("temperature",
+                cl::desc("With --generate: 0 = greedy (default), else sample "
+                         "softmax(logits / T)"),
+                cl::init(0.0));
+static cl::opt<int64_t> topK("top-k",
+                             cl::desc("With --generate: keep the k most "
+                                      "likely tokens (0 = all)"),
+                             cl::init(0));
+static cl::opt<double> topP("top-p",
+                            cl::desc("With --generate: keep the most likely "
+                                     "tokens up to this probability"),
+                            cl::init(1.0));
+static cl::opt<uint64_t> seed("seed", cl::desc("With --generate: the seed"),
+                              cl::init(0));
 
 static int fail(const Twine &message) {
   WithColor::error(errs(), "w4a4-run") << message << "\n";
@@ -271,6 +302,29 @@ int main(int argc, char **argv) {
                 ": expected 0 (all usable cores) or a positive count");
   if (bosId < -1 || (bosId.getNumOccurrences() && bosId < 0))
     return fail("--bos " + Twine(bosId) + ": expected a token id >= 0");
+  if (generate) {
+    if (prompt.empty() == idsArg.empty())
+      return fail("--generate needs one of --prompt and --ids");
+    for (auto *o : std::initializer_list<cl::Option *>{
+             &textFile, &tokensFile, &positionsArg, &dumpLogits, &kvSplits,
+             &dumpCache, &ctx, &stride, &maxTokens, &allPositions, &jsonOut})
+      if (o->getNumOccurrences())
+        return fail("--" + o->ArgStr + " does not apply to --generate");
+    if (maxNewTokens < 1)
+      return fail("--max-new-tokens " + Twine(maxNewTokens) +
+                  ": expected at least 1");
+    if (!(temperature >= 0.0) || !std::isfinite(temperature))
+      return fail("--temperature: expected a finite value >= 0");
+    if (topK < 0)
+      return fail("--top-k " + Twine(topK) + ": expected >= 0");
+    if (!(topP > 0.0 && topP <= 1.0))
+      return fail("--top-p: expected a value in (0, 1]");
+  } else {
+    for (auto *o : std::initializer_list<cl::Option *>{
+             &prompt, &maxNewTokens, &temperature, &topK, &topP, &seed})
+      if (o->getNumOccurrences())
+        return fail("--" + o->ArgStr + " applies to --generate only");
+  }
   // One input, and only the options that apply to it.
   int inputs = !idsArg.empty() + !textFile.empty() + !tokensFile.empty();
   if (inputs > 1)
@@ -280,15 +334,15 @@ int main(int argc, char **argv) {
              &positionsArg, &dumpLogits, &kvSplits, &dumpCache})
       if (o->getNumOccurrences())
         return fail("--" + o->ArgStr + " applies to --ids only");
-  if (!idsArg.empty())
+  if (!idsArg.empty() && !generate)
     for (auto *o : std::initializer_list<cl::Option *>{
              &ctx, &stride, &maxTokens, &allPositions, &jsonOut, &tokenizerPath,
              &bosId})
       if (o->getNumOccurrences())
         return fail("--" + o->ArgStr +
                     " applies to perplexity (--text or --tokens), not --ids");
-  if (!tokenizerPath.empty() && textFile.empty())
-    return fail("--tokenizer applies to --text only");
+  if (!tokenizerPath.empty() && textFile.empty() && prompt.empty())
+    return fail("--tokenizer applies to --text and --prompt only");
   if (numThreads > w4a4::rt::usableCores())
     WithColor::note(errs(), "w4a4-run")
         << "--num-threads " << numThreads << ": this process may use "
@@ -301,12 +355,111 @@ int main(int argc, char **argv) {
   w4a4::rt::setPreferredGemmPath(intGemm);
 
   mlir::MLIRContext context;
-  auto module = loadModel(context, argv[0]);
-  if (!module)
-    return fail(toString(module.takeError()));
-  auto executor = w4::Executor::create(module->get());
-  if (!executor)
-    return fail(modelPath + ": " + toString(executor.takeError()));
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  std::unique_ptr<w4a4::run::Model> model;
+  mlir::w4a4::Executor *executor = nullptr;
+  bool artifact = w4a4::run::isArtifact(modelPath);
+  if (artifact) {
+    for (auto *o :
+         std::initializer_list<cl::Option *>{&kvSplits, &dumpCache, &intGemm})
+      if (o->getNumOccurrences())
+        return fail("--" + o->ArgStr +
+                    " applies to IR, not to a compiled "
+                    "artifact");
+    auto opened = w4a4::run::openArtifact(modelPath, numThreads);
+    if (!opened)
+      return fail(toString(opened.takeError()));
+    model = std::move(*opened);
+  } else {
+    if (sys::fs::is_directory(modelPath))
+      return fail(modelPath + ": a directory without manifest.json (not a "
+                              "w4a4-compile artifact)");
+    auto loaded = loadModel(context, argv[0]);
+    if (!loaded)
+      return fail(toString(loaded.takeError()));
+    module = std::move(*loaded);
+    auto created = w4::Executor::create(module.get());
+    if (!created)
+      return fail(modelPath + ": " + toString(created.takeError()));
+    executor = created->get();
+    model = w4a4::run::irModel(module.get(), std::move(*created));
+  }
+
+  if (generate) {
+    std::unique_ptr<sentencepiece::SentencePieceProcessor> sp;
+    std::string tok = !tokenizerPath.empty() ? std::string(tokenizerPath)
+                                             : model->tokenizer();
+    std::vector<int64_t> input;
+    int64_t bos = bosId >= 0 ? int64_t(bosId) : model->bos();
+    if (!prompt.empty()) {
+      if (tok.empty())
+        return fail("--prompt needs a tokenizer (--tokenizer, or an "
+                    "artifact compiled with --tokenizer)");
+      sp = std::make_unique<sentencepiece::SentencePieceProcessor>();
+      auto status = sp->Load(tok);
+      if (!status.ok())
+        return fail(tok + ": " + status.ToString());
+      if (bos < 0)
+        bos = sp->bos_id();
+      std::vector<int> pieces;
+      status = sp->Encode(std::string(prompt), &pieces);
+      if (!status.ok())
+        return fail("--prompt: " + status.ToString());
+      input.push_back(bos < 0 ? 1 : bos);
+      input.insert(input.end(), pieces.begin(), pieces.end());
+    } else {
+      auto ids = parseIds(idsArg, "--ids");
+      if (!ids)
+        return fail(toString(ids.takeError()));
+      if (ids->empty())
+        return fail("--ids: no token ids");
+      input = std::move(*ids);
+    }
+    int64_t total = input.size() + maxNewTokens;
+    if (std::string e = model->checkPositions(
+            total, "the prompt and --max-new-tokens (" + std::to_string(total) +
+                       " tokens)");
+        !e.empty())
+      return fail(e);
+    w4a4::rt::SamplingOptions sampling{temperature, topK, topP};
+    uint64_t state = seed;
+    std::vector<int> generated;
+    std::string shown;
+    auto t0 = std::chrono::steady_clock::now();
+    auto logits = model->start(input);
+    for (int64_t i = 0; i < maxNewTokens; ++i) {
+      if (!logits)
+        return fail(modelPath + ": " + toString(logits.takeError()));
+      int64_t id = w4a4::rt::sampleToken(logits->data(), model->vocab(),
+                                         sampling, state);
+      generated.push_back(static_cast<int>(id));
+      if (sp) {
+        // Stream the text that the new piece adds (pieces merge spaces).
+        std::string text;
+        (void)sp->Decode(generated, &text);
+        if (text.size() > shown.size() &&
+            text.compare(0, shown.size(), shown) == 0)
+          outs() << text.substr(shown.size());
+        shown = text;
+        if (id == sp->eos_id())
+          break;
+      } else {
+        outs() << (i ? " " : "") << id;
+      }
+      outs().flush();
+      if (i + 1 < maxNewTokens)
+        logits = model->next(id);
+    }
+    outs() << "\n";
+    double wall =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+            .count();
+    errs() << formatv("w4a4-run: {0} prompt + {1} new tokens in {2:F2} s "
+                      "({3:F1} new tokens/s; {4})\n",
+                      input.size(), generated.size(), wall,
+                      generated.size() / wall, model->kind());
+    return 0;
+  }
 
   if (!idsArg.empty()) {
     auto ids = parseIds(idsArg, "--ids");
@@ -314,9 +467,8 @@ int main(int argc, char **argv) {
       return fail(toString(ids.takeError()));
     if (ids->empty())
       return fail("--ids: no token ids");
-    if (std::string e = w4::checkPositions(
-            module->get(), ids->size(),
-            "--ids (" + std::to_string(ids->size()) + " ids)");
+    if (std::string e = model->checkPositions(
+            ids->size(), "--ids (" + std::to_string(ids->size()) + " ids)");
         !e.empty())
       return fail(e);
     int64_t n = ids->size(), begin = 0, end = n;
@@ -337,7 +489,7 @@ int main(int argc, char **argv) {
       auto cuts = parseIds(kvSplits, "--kv-split");
       if (!cuts)
         return fail(toString(cuts.takeError()));
-      if (!llvm::is_contained((*executor)->inputs(), w4::InputKind::Past))
+      if (!llvm::is_contained(executor->inputs(), w4::InputKind::Past))
         return fail("--kv-split: " + modelPath +
                     " does not keep a KV cache (no past inputs)");
       cuts->push_back(n);
@@ -349,10 +501,10 @@ int main(int argc, char **argv) {
                       "': expected increasing offsets inside (0, " + Twine(n) +
                       ")");
         std::vector<int64_t> part(ids->begin() + at, ids->begin() + cut);
-        auto in = (*executor)->inputsFor(part, 1, cut - at, cache);
+        auto in = executor->inputsFor(part, 1, cut - at, cache);
         if (!in)
           return fail(modelPath + ": " + toString(in.takeError()));
-        auto outs = (*executor)->runAll(*in);
+        auto outs = executor->runAll(*in);
         if (!outs)
           return fail(modelPath + ": " + toString(outs.takeError()));
         chunks.push_back((*outs)[0]);
@@ -371,9 +523,15 @@ int main(int argc, char **argv) {
         dst = std::copy(c.f32, c.f32 + c.numel(), dst);
       logits = std::move(all);
     } else {
-      logits = positionsArg.empty()
-                   ? (*executor)->run(*ids, 1, n)
-                   : (*executor)->runRows(*ids, 1, n, begin, end);
+      auto rows = model->logits(*ids, begin, end);
+      if (!rows)
+        return fail(modelPath + ": " + toString(rows.takeError()));
+      w4::HostTensor t =
+          w4::HostTensor::zerosF32({1, end - begin,
+                                    static_cast<int64_t>(rows->size()) /
+                                        std::max<int64_t>(end - begin, 1)});
+      std::copy(rows->begin(), rows->end(), t.mutableF32());
+      logits = std::move(t);
     }
     if (!logits)
       return fail(modelPath + ": " + toString(logits.takeError()));
@@ -389,9 +547,7 @@ int main(int argc, char **argv) {
   std::vector<int64_t> tokens;
   int64_t bos = bosId;
   if (bos < 0)
-    if (auto attr =
-            module->get()->getAttrOfType<mlir::IntegerAttr>("w4a4.bos_id"))
-      bos = attr.getInt();
+    bos = model->bos();
   if (!textFile.empty()) {
     if (tokenizerPath.empty())
       return fail("--text needs --tokenizer");
@@ -425,8 +581,8 @@ int main(int argc, char **argv) {
   if (ctx <= 0 || stride <= 0 || stride > ctx)
     return fail("need 0 < --stride <= --ctx");
   // BOS + window, after any register prefix (folded or not).
-  if (std::string e = w4::checkPositions(module->get(), int64_t(ctx) + 1,
-                                         "--ctx " + std::to_string(ctx));
+  if (std::string e = model->checkPositions(int64_t(ctx) + 1,
+                                            "--ctx " + std::to_string(ctx));
       !e.empty())
     return fail(e);
 
@@ -456,18 +612,19 @@ int main(int argc, char **argv) {
     // positions of tokens not scored by an earlier window are computed.
     int64_t j0 = std::max(win.first - win.start, int64_t{0}),
             j1 = win.end - win.start;
-    auto logits = allPositions
-                      ? (*executor)->run(input, 1, input.size())
-                      : (*executor)->runRows(input, 1, input.size(), j0, j1);
+    // A compiled artifact computes every position.
+    bool whole = allPositions || artifact;
+    auto logits = whole ? model->logits(input, 0, input.size())
+                        : model->logits(input, j0, j1);
     if (!logits)
       return fail(modelPath + ": " + toString(logits.takeError()));
-    const float *first =
-        logits->f32 + (allPositions ? j0 * logits->shape[2] : 0);
+    int64_t vocab = model->vocab();
+    const float *first = logits->data() + (whole ? j0 * vocab : 0);
     std::vector<int64_t> targets(tokens.begin() + win.start + j0,
                                  tokens.begin() + win.start + j1);
     std::vector<double> rowNll(targets.size());
-    w4a4::rt::Status scored = w4a4::rt::tokenNll(
-        first, j1 - j0, logits->shape[2], targets.data(), rowNll.data());
+    w4a4::rt::Status scored = w4a4::rt::tokenNll(first, j1 - j0, vocab,
+                                                 targets.data(), rowNll.data());
     if (!scored.ok())
       return fail(modelPath + ": window at token " + Twine(win.start) + ": " +
                   scored.message());
@@ -502,7 +659,8 @@ int main(int argc, char **argv) {
                         {"tokens_per_s", count / wall},
                         {"wall_s", wall},
                         {"ctx", static_cast<int64_t>(ctx)},
-                        {"device", (*executor)->getDevice().name()},
+                        {"device", executor ? executor->getDevice().name()
+                                            : std::string("compiled artifact")},
                         {"int_gemm", w4a4::rt::gemmPathName(intGemm)},
                         {"omp_wait_policy", w4a4::rt::waitPolicy()},
                         {"all_positions", static_cast<bool>(allPositions)},
