@@ -52,6 +52,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 
 namespace {
 
@@ -145,7 +146,10 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  llvm::StringRef bytes(reinterpret_cast<const char *>(data), size);
+  // MLIR's lexer reads up to a terminating NUL, as every file the tools read
+  // has (MemoryBuffer); libFuzzer's data has none.
+  std::string owned(reinterpret_cast<const char *>(data), size);
+  llvm::StringRef bytes(owned.c_str(), size);
   if (llvm::Error e = w4a4::checkMlirInput("fuzz.mlir", bytes)) {
     llvm::consumeError(std::move(e));
     return 0;
