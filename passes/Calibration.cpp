@@ -3,7 +3,7 @@
 #include "passes/Calibration.h"
 #include "dialects/W4A4/W4A4Utils.h"
 #include "passes/Sites.h"
-#include "runtime/executor/Executor.h"
+#include "interpreter/Executor.h"
 #include "support/AtomicFile.h"
 
 #include "mlir/IR/DialectResourceBlobManager.h"

@@ -4,7 +4,7 @@
 #include "dialects/W4A4/W4A4Utils.h"
 #include "passes/Passes.h"
 #include "passes/Report.h"
-#include "runtime/executor/Executor.h"
+#include "interpreter/Executor.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"

@@ -17,6 +17,7 @@ config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.w4a4_obj_root, "test")
 
 config.substitutions.append(("%w4a4_src_root", config.w4a4_src_root))
+config.substitutions.append(("%w4a4_obj_root", config.w4a4_obj_root))
 
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)

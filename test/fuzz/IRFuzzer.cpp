@@ -25,7 +25,7 @@
 #include "dialects/W4A4/W4A4Dialect.h"
 #include "dialects/W4A4/W4A4Ops.h"
 #include "passes/Passes.h"
-#include "runtime/executor/Executor.h"
+#include "interpreter/Executor.h"
 #include "support/AtomicFile.h"
 #include "w4a4/runtime/CheckedMath.h"
 

@@ -69,6 +69,10 @@ static cl::opt<std::string>
 static cl::opt<std::string>
     runtimeLibrary("runtime-library", cl::init(W4A4_RUNTIME_LIBRARY),
                    cl::desc("The static runtime library to link"));
+static cl::opt<std::string> runtimeCoreLibrary(
+    "runtime-core-library", cl::init(W4A4_RUNTIME_CORE_LIBRARY),
+    cl::desc("The static runtime core library to link (Hadamard, weights "
+             "file)"));
 
 namespace {
 
@@ -216,6 +220,7 @@ Error writeArtifact(mlir::ModuleOp module) {
                                    path("model.cpp"),
                                    "-Wl,--whole-archive",
                                    runtimeLibrary.getValue(),
+                                   runtimeCoreLibrary.getValue(),
                                    "-Wl,--no-whole-archive",
                                    "-Wl,--version-script=" + exports,
                                    // OpenMP's worker threads outlive a

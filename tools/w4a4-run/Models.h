@@ -10,7 +10,7 @@
 #ifndef W4A4_TOOLS_W4A4_RUN_MODELS_H
 #define W4A4_TOOLS_W4A4_RUN_MODELS_H
 
-#include "runtime/executor/Executor.h"
+#include "interpreter/Executor.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Error.h"

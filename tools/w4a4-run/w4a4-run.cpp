@@ -17,7 +17,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "runtime/executor/Executor.h"
+#include "interpreter/Executor.h"
 #include "support/AtomicFile.h"
 #include "support/ParseDeadline.h"
 #include "support/ThreadPolicy.h"

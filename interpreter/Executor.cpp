@@ -1,6 +1,6 @@
 //===- Executor.cpp - run w4a4 IR through the runtime kernels -------------===//
 
-#include "runtime/executor/Executor.h"
+#include "interpreter/Executor.h"
 
 #include "dialects/W4A4/W4A4Ops.h"
 #include "dialects/W4A4/W4A4Utils.h"

@@ -4,12 +4,13 @@
 // kernels of w4a4_runtime. Shapes are resolved at run time (batch and
 // sequence may be dynamic in the IR). Weights are read once from their
 // attributes (dense_resource blobs are used in place, without a copy).
-// This is the part of the runtime that links MLIR; the kernels do not.
+// The interpreter is on the compiler side (it reads MLIR); the runtime it
+// drives does not link MLIR.
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef W4A4_RUNTIME_EXECUTOR_EXECUTOR_H
-#define W4A4_RUNTIME_EXECUTOR_EXECUTOR_H
+#ifndef W4A4_INTERPRETER_EXECUTOR_H
+#define W4A4_INTERPRETER_EXECUTOR_H
 
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/ADT/DenseMap.h"
@@ -118,4 +119,4 @@ private:
 
 } // namespace mlir::w4a4
 
-#endif // W4A4_RUNTIME_EXECUTOR_EXECUTOR_H
+#endif // W4A4_INTERPRETER_EXECUTOR_H
