@@ -84,15 +84,16 @@ int main(int argc, char **argv) {
     }
   }
   int check = argc > 5 && strcmp(argv[3], "check") == 0;
+  int rc = 1;
   float *full = NULL;
+  float *logits = malloc(sizeof(float) * n * v);
   if (check) {
     full = malloc(sizeof(float) * n * v);
     if (forward(m, ids, 1, n, full) != 0) {
       fprintf(stderr, "run-artifact: %s\n", last_error(m));
-      return 1;
+      goto done;
     }
   }
-  float *logits = malloc(sizeof(float) * n * v);
   int64_t prefill = argc > 4 ? strtoll(argv[4], NULL, 10) : n;
   if (prefill < 0 || prefill > n)
     prefill = n;
@@ -102,13 +103,12 @@ int main(int argc, char **argv) {
     if (status == 0 && cache_length(m) != t + 1) {
       fprintf(stderr, "run-artifact: the cache holds %lld tokens, not %lld\n",
               (long long)cache_length(m), (long long)(t + 1));
-      return 1;
+      goto done;
     }
   }
   if (status != 0) {
     fprintf(stderr, "run-artifact: %s\n", last_error(m));
-    close(m);
-    return 1;
+    goto done;
   }
   if (check) {
     double worst = 0, scale = 0;
@@ -132,14 +132,14 @@ int main(int argc, char **argv) {
            scale > 0 ? worst / scale : worst, scale, tol);
     if (!(worst <= tol * scale)) {
       fprintf(stderr, "run-artifact: decode differs from forward\n");
-      return 1;
+      goto done;
     }
   } else if (argc > 3 && strcmp(argv[3], "-") != 0) {
     FILE *f = fopen(argv[3], "wb");
     if (!f || fwrite(logits, sizeof(float), n * v, f) != (size_t)(n * v) ||
         fclose(f) != 0) {
       fprintf(stderr, "run-artifact: cannot write %s\n", argv[3]);
-      return 1;
+      goto done;
     }
   } else {
     for (int64_t t = 0; t < n; ++t) {
@@ -150,9 +150,14 @@ int main(int argc, char **argv) {
       printf("%lld%s", (long long)best, t + 1 < n ? " " : "\n");
     }
   }
+  rc = 0;
+done:
   close(m);
   free(ids);
   free(logits);
+  free(full);
+  /* libmodel.so is never unloaded (-z nodelete); dlclose only drops the
+   * reference. */
   dlclose(h);
-  return 0;
+  return rc;
 }

@@ -159,7 +159,8 @@ public:
         }
         if (j.contains("module") && j["module"].contains("bos_id") &&
             j["module"]["bos_id"].is_string()) {
-          StringRef s = j["module"]["bos_id"].get<std::string>();
+          std::string text = j["module"]["bos_id"].get<std::string>();
+          StringRef s = text;
           int64_t v;
           if (!s.split(' ').first.getAsInteger(10, v))
             m->bosId = v;
