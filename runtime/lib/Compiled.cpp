@@ -85,8 +85,25 @@ std::string shapeString(const int64_t *dims, int rank) {
 
 } // namespace
 
+static w4a4_model *openImpl(const ModelSpec *spec, const char *dir, char *err,
+                            size_t errLen);
+
 w4a4_model *open(const ModelSpec *spec, const char *dir, char *err,
                  size_t errLen) {
+  // No exception leaves the C API.
+  try {
+    return openImpl(spec, dir, err, errLen);
+  } catch (const std::bad_alloc &) {
+    copyError(std::string(dir ? dir : ".") + ": out of memory", err, errLen);
+  } catch (...) {
+    copyError(std::string(dir ? dir : ".") + ": cannot open the artifact", err,
+              errLen);
+  }
+  return nullptr;
+}
+
+static w4a4_model *openImpl(const ModelSpec *spec, const char *dir, char *err,
+                            size_t errLen) {
   std::unique_ptr<w4a4_model> m(new (std::nothrow) w4a4_model);
   if (!m) {
     copyError("out of memory", err, errLen);
@@ -286,9 +303,26 @@ void registers(Context *c, int mode, const float *x, const float *regs,
 
 using namespace w4a4;
 
-/// Runs `seq` tokens after the cache (`append`) or on an empty cache.
+static int runImpl(w4a4_model *m, const int64_t *ids, int64_t batch,
+                   int64_t seq, float *logits, bool append, const char *what);
+
+/// Runs `seq` tokens after the cache (`append`) or on an empty cache. No
+/// exception leaves the C API.
 static int run(w4a4_model *m, const int64_t *ids, int64_t batch, int64_t seq,
                float *logits, bool append, const char *what) {
+  try {
+    return runImpl(m, ids, batch, seq, logits, append, what);
+  } catch (const std::bad_alloc &) {
+    m->error = std::string(what) + ": out of memory";
+  } catch (...) {
+    m->error = std::string(what) + ": failed";
+  }
+  m->ctx.past = 0; // the cache may be half written
+  return -1;
+}
+
+static int runImpl(w4a4_model *m, const int64_t *ids, int64_t batch,
+                   int64_t seq, float *logits, bool append, const char *what) {
   if (!m)
     return -1;
   const cc::ModelSpec &spec = *m->spec;

@@ -164,9 +164,17 @@ public:
                {b.getI32IntegerAttr(weights.index.lookup(w))});
     else if (isa<BlockArgument>(v))
       p = call("ids", idsPtr, {}, {});
+    if (!p) {
+      // Not a weight, the ids or a planned result (an arith.constant, say):
+      // reported by the pass; a placeholder keeps the IR well formed.
+      if (!unsupported)
+        unsupported = v;
+      p = call("f32", cfptr, {}, {b.getI32IntegerAttr(0)});
+    }
     pointers[v] = p;
     return p;
   }
+  Value unsupported;
 
   /// The output of `op` as its plan says.
   Value output(Operation *op) {
@@ -367,6 +375,13 @@ struct KernelsToEmitCPass
         op->emitError("--w4a4k-to-emitc: no runtime call for this op");
         failedOp = true;
       }
+    }
+    if (e.unsupported) {
+      Operation *def = e.unsupported.getDefiningOp();
+      (def ? def->emitError() : func.emitError())
+          << "--w4a4k-to-emitc: a kernel reads a value that is neither a "
+             "w4a4.weight, the ids nor a kernel's result";
+      failedOp = true;
     }
     if (failedOp)
       return signalPassFailure();

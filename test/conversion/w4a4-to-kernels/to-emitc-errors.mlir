@@ -1,0 +1,12 @@
+// RUN: not w4a4-opt %s --split-input-file --w4a4k-plan-buffers --w4a4k-to-emitc 2>&1 | FileCheck %s
+// RUN: not w4a4-opt %s --split-input-file --w4a4k-to-emitc 2>&1 | FileCheck %s --check-prefix=UNPLANNED
+
+// UNPLANNED: error: --w4a4k-to-emitc: needs a @forward planned by --w4a4k-plan-buffers
+
+// A kernel operand that is no weight, no input and no kernel result.
+// CHECK: error: --w4a4k-to-emitc: a kernel reads a value that is neither a w4a4.weight, the ids nor a kernel's result
+func.func @forward(%x: tensor<1x?x8xf32>) -> tensor<1x?x8xf32> {
+  %g = arith.constant dense<1.0> : tensor<8xf32>
+  %n = w4a4k.rms_norm %x gain(%g : tensor<8xf32>) {epsilon = 1.0e-5 : f64} : tensor<1x?x8xf32> -> tensor<1x?x8xf32>
+  return %n : tensor<1x?x8xf32>
+}
