@@ -174,6 +174,18 @@ static w4a4_model *openImpl(const ModelSpec *spec, const char *dir, char *err,
   m->packs.resize(spec->numPacks);
   for (int i = 0; i < spec->numPacks; ++i) {
     const PackSpec &p = spec->packs[i];
+    int64_t perByte = (p.bits == 2 || p.bits == 4) ? 8 / p.bits : 1;
+    int64_t groups = p.group > 0 ? p.in / p.group : 1;
+    if (p.codes < 0 || p.codes >= spec->numTensors || p.scales < 0 ||
+        p.scales >= spec->numTensors ||
+        static_cast<int64_t>(entries[p.codes].bytes) !=
+            p.out * ((p.in + perByte - 1) / perByte) ||
+        static_cast<int64_t>(entries[p.scales].bytes) != 4 * p.out * groups) {
+      copyError(weightsPath + ": quantized weight " + std::to_string(i) +
+                    " does not match its codes and scales tensors",
+                err, errLen);
+      return nullptr;
+    }
     rt::Status packed =
         rt::packWeights(static_cast<const int8_t *>(m->tensors[p.codes]),
                         static_cast<const float *>(m->tensors[p.scales]), p.out,
@@ -256,7 +268,12 @@ void attention(Context *c, int64_t layer, const float *q, const float *k,
                int64_t headDim, double scale, float *out) {
   if (c->failed)
     return;
-  if (layer < 0 || layer >= static_cast<int64_t>(c->cache.size())) {
+  if (layer >= static_cast<int64_t>(c->cache.size())) {
+    fail(c, "attention layer " + std::to_string(layer) +
+                " has no KV cache (the library's spec is inconsistent)");
+    return;
+  }
+  if (layer < 0) {
     rt::attention(q, k, v, kp, vp, prefix, batch, seq, heads, kvHeads, headDim,
                   scale, out);
     return;
@@ -338,8 +355,8 @@ static int runImpl(w4a4_model *m, const int64_t *ids, int64_t batch,
     return refuse("the model was compiled for batch " +
                   std::to_string(spec.batch) + ", not " +
                   std::to_string(batch));
-  if (append && spec.maxSeqExtra > 0)
-    return refuse("this model prepends its registers on every call; fold "
+  if (append && spec.perCallRegisters)
+    return refuse("this model applies its registers on every call; fold "
                   "them into the KV prefix (w4a4-opt --w4a4-fold-registers) "
                   "to decode");
   if (append && c.past > 0 && batch != c.cacheBatch)

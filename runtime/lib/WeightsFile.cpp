@@ -94,6 +94,11 @@ Status WeightsFile::open(const std::string &path, WeightsFile &out) {
   auto fail = [&](const std::string &why) {
     return Status::error(path + ": " + why);
   };
+  if (out.base) { // reopened: drop the earlier mapping
+    munmap(const_cast<uint8_t *>(out.base), out.length);
+    out.base = nullptr;
+  }
+  out.table.clear();
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return fail(std::string("cannot open: ") + std::strerror(errno));
@@ -109,9 +114,10 @@ Status WeightsFile::open(const std::string &path, WeightsFile &out) {
                 " bytes; the header alone is 64)");
   }
   void *map = mmap(nullptr, length, PROT_READ, MAP_PRIVATE, fd, 0);
+  int mapErrno = errno;
   ::close(fd);
   if (map == MAP_FAILED)
-    return fail(std::string("cannot map: ") + std::strerror(errno));
+    return fail(std::string("cannot map: ") + std::strerror(mapErrno));
   out.base = static_cast<const uint8_t *>(map);
   out.length = length;
   Reader header{out.base, out.base + kHeader};
@@ -169,7 +175,7 @@ Status WeightsFile::open(const std::string &path, WeightsFile &out) {
       return fail("corrupted tensor table (entry " + std::to_string(i) + ")");
     std::optional<int64_t> need =
         checkedProduct(e.shape, e.type == WeightType::F32 ? 4 : 1);
-    if (!need || static_cast<uint64_t>(*need) != e.bytes ||
+    if (!need || static_cast<uint64_t>(*need) != e.bytes || e.offset % kAlign ||
         e.offset > dataBytes || e.bytes > dataBytes - e.offset)
       return fail("tensor '" + e.name + "' does not fit the file");
     out.table.push_back(std::move(e));

@@ -22,6 +22,8 @@ namespace w4a4::run {
 namespace {
 
 std::vector<float> lastRow(const float *data, int64_t rows, int64_t vocab) {
+  if (rows <= 0)
+    return std::vector<float>(static_cast<size_t>(vocab), 0.0f);
   return std::vector<float>(data + (rows - 1) * vocab, data + rows * vocab);
 }
 
@@ -175,6 +177,8 @@ public:
   Expected<std::vector<float>> logits(const std::vector<int64_t> &ids,
                                       int64_t begin, int64_t end) override {
     int64_t n = ids.size(), v = vocab();
+    if (begin < 0 || end > n || begin >= end)
+      return createStringError("positions out of range");
     std::vector<float> all(static_cast<size_t>(n * v));
     if (api.forward(model, ids.data(), 1, n, all.data()) != 0)
       return createStringError(api.error(model));

@@ -55,6 +55,11 @@ FailureOr<KernelWeights> mlir::w4a4::collectKernelWeights(func::FuncOp func) {
       return;
     }
     std::optional<int64_t> bytes = ::w4a4::checkedProduct(e.shape, bytesPer);
+    if (e.shape.size() > 4) {
+      w.emitError("w4a4-compile: weights of rank above 4 are not supported");
+      failedWeight = true;
+      return;
+    }
     if (!type.hasStaticShape() || !bytes) {
       w.emitError("w4a4-compile: a weight needs a static shape");
       failedWeight = true;
@@ -98,6 +103,23 @@ FailureOr<KernelWeights> mlir::w4a4::collectKernelWeights(func::FuncOp func) {
 }
 
 namespace {
+
+/// `s` as the inside of a C string literal: bytes outside a safe set as
+/// octal escapes (weight names come from the model file).
+std::string cString(StringRef s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '.' || c == '_' || c == '-' || c == ':' ||
+        c == '/') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\%03o", c);
+      out += buf;
+    }
+  }
+  return out;
+}
 
 class Emitter {
 public:
@@ -154,6 +176,14 @@ public:
     return batchValue;
   }
 
+  /// The pointer a kernel reads as a row activation (sized by the call's
+  /// rows): a kernel result or the ids, never a weight (fixed size).
+  Value act(Value v) {
+    if (v.getDefiningOp<WeightOp>() && !unsupported)
+      unsupported = v;
+    return ptr(v);
+  }
+
   /// The pointer a kernel reads for `v`.
   Value ptr(Value v) {
     if (Value p = pointers.lookup(v))
@@ -162,7 +192,11 @@ public:
     if (auto w = v.getDefiningOp<WeightOp>())
       p = call("f32", cfptr, {},
                {b.getI32IntegerAttr(weights.index.lookup(w))});
-    else if (isa<BlockArgument>(v))
+    else if (auto arg = dyn_cast<BlockArgument>(v);
+             arg && arg.getArgNumber() == 0 &&
+             cast<RankedTensorType>(arg.getType())
+                 .getElementType()
+                 .isInteger(64))
       p = call("ids", idsPtr, {}, {});
     if (!p) {
       // Not a weight, the ids or a planned result (an arith.constant, say):
@@ -175,6 +209,8 @@ public:
     return p;
   }
   Value unsupported;
+  Operation *unplanned = nullptr;
+  Operation *badPack = nullptr;
 
   /// The output of `op` as its plan says.
   Value output(Operation *op) {
@@ -182,8 +218,13 @@ public:
     Attribute slot = op->getAttr("w4a4k.slot");
     if (isa_and_nonnull<StringAttr>(slot))
       p = call("result", fptr, {}, {});
-    else
-      p = call("slot", fptr, {}, {i64(cast<DenseI64ArrayAttr>(slot)[0])});
+    else if (auto s = dyn_cast_or_null<DenseI64ArrayAttr>(slot);
+             s && s.size() == 2)
+      p = call("slot", fptr, {}, {i64(s[0])});
+    else {
+      unplanned = op;
+      p = call("slot", fptr, {}, {i64(0)});
+    }
     pointers[op->getResult(0)] = p;
     return p;
   }
@@ -191,6 +232,11 @@ public:
   int pack(w4a4k::QGemmOp q, SmallVectorImpl<std::string> &packs) {
     auto key = std::make_pair(q.getCodes().getDefiningOp(),
                               q.getScales().getDefiningOp());
+    if (!q.getCodes().getDefiningOp<WeightOp>() ||
+        !q.getScales().getDefiningOp<WeightOp>()) {
+      badPack = q;
+      return 0;
+    }
     auto it = packIndex.find(key);
     if (it != packIndex.end())
       return it->second;
@@ -230,6 +276,14 @@ struct KernelsToEmitCPass
                        "--w4a4k-plan-buffers");
       return signalPassFailure();
     }
+    if (func.getNumArguments() != 1 || func.getNumResults() != 1 ||
+        !cast<RankedTensorType>(func.getArgumentTypes()[0])
+             .getElementType()
+             .isInteger(64)) {
+      func.emitError("--w4a4k-to-emitc: @forward must take token ids and "
+                     "return logits (KV-cache inputs are not compiled yet)");
+      return signalPassFailure();
+    }
     FailureOr<KernelWeights> weights = collectKernelWeights(func);
     if (failed(weights))
       return signalPassFailure();
@@ -258,6 +312,7 @@ struct KernelsToEmitCPass
       if (isa<WeightOp>(op))
         continue;
       auto in = [&](unsigned i) { return e.ptr(op->getOperand(i)); };
+      auto act = [&](unsigned i) { return e.act(op->getOperand(i)); };
       auto opt = [&](Value v, SmallVectorImpl<Value> &ops) -> Attribute {
         if (!v)
           return e.null();
@@ -273,7 +328,7 @@ struct KernelsToEmitCPass
                {e.arg(1), e.i64(t.getShape()[0]), e.i64(t.getShape()[1]),
                 e.arg(2), e.arg(3), e.arg(4)});
       } else if (auto k = dyn_cast<w4a4k::RMSNormOp>(op)) {
-        SmallVector<Value> ops{in(0)};
+        SmallVector<Value> ops{act(0)};
         Attribute gain = opt(k.getGain(), ops);
         ops.push_back(e.rows(x));
         unsigned rowsArg = ops.size();
@@ -282,7 +337,7 @@ struct KernelsToEmitCPass
                {e.arg(1), gain, e.arg(rowsArg), e.i64(width(k.getInput())),
                 e.f64(k.getEpsilon().convertToDouble()), e.arg(rowsArg + 1)});
       } else if (auto k = dyn_cast<w4a4k::GemmOp>(op)) {
-        SmallVector<Value> ops{in(0), in(1)};
+        SmallVector<Value> ops{act(0), in(1)};
         Attribute bias = opt(k.getBias(), ops);
         ops.push_back(e.rows(x));
         unsigned rowsArg = ops.size();
@@ -292,16 +347,26 @@ struct KernelsToEmitCPass
                 e.i64(width(k.getInput())), e.i64(width(k.getResult())),
                 e.arg(rowsArg + 1)});
       } else if (auto k = dyn_cast<w4a4k::QuantizeOp>(op)) {
-        int64_t slot = op->getAttrOfType<IntegerAttr>("w4a4k.qslot").getInt();
-        e.call("quantize", {}, {in(0), e.rows(x)},
+        auto qslot = op->getAttrOfType<IntegerAttr>("w4a4k.qslot");
+        if (!qslot) {
+          e.unplanned = op;
+          continue;
+        }
+        int64_t slot = qslot.getInt();
+        e.call("quantize", {}, {act(0), e.rows(x)},
                {e.i64(slot), e.arg(1), e.arg(2), e.i64(k.getType().getWidth()),
                 e.i64(k.getType().getBits()),
                 e.f64(k.getClipRatio().convertToDouble())});
       } else if (auto k = dyn_cast<w4a4k::QGemmOp>(op)) {
-        int64_t slot = k.getInput()
-                           .getDefiningOp()
-                           ->getAttrOfType<IntegerAttr>("w4a4k.qslot")
-                           .getInt();
+        Operation *producer = k.getInput().getDefiningOp();
+        auto qslot = producer
+                         ? producer->getAttrOfType<IntegerAttr>("w4a4k.qslot")
+                         : IntegerAttr();
+        if (!qslot) {
+          e.unplanned = op;
+          continue;
+        }
+        int64_t slot = qslot.getInt();
         SmallVector<Value> ops;
         Attribute bias = opt(k.getBias(), ops);
         ops.push_back(e.rows(x));
@@ -312,20 +377,20 @@ struct KernelsToEmitCPass
                 e.arg(rowsArg), e.arg(rowsArg + 1)});
       } else if (auto k = dyn_cast<w4a4k::FakeQuantOp>(op)) {
         Value rows = e.rows(x);
-        e.call("fakeQuant", {}, {in(0), rows, e.output(op)},
+        e.call("fakeQuant", {}, {act(0), rows, e.output(op)},
                {e.arg(1), e.arg(2), e.i64(width(k.getInput())),
                 e.i64(k.getBits()), e.f64(k.getClipRatio().convertToDouble()),
                 e.i64(k.getGroup()), e.arg(3)});
       } else if (auto k = dyn_cast<w4a4k::RoPEOp>(op)) {
         int64_t hd = k.getHeadDim();
         Value bt = e.batch(), sq = e.seq(x);
-        e.call("rope", {}, {in(0), bt, sq, e.output(op)},
+        e.call("rope", {}, {act(0), bt, sq, e.output(op)},
                {e.arg(1), e.arg(2), e.arg(3), e.i64(width(k.getInput()) / hd),
                 e.i64(hd), e.f64(k.getTheta().convertToDouble()),
                 e.i64(k.getPositionOffset()), e.flag(k.getInterleaved()),
                 e.arg(4)});
       } else if (auto k = dyn_cast<w4a4k::AttentionOp>(op)) {
-        SmallVector<Value> ops{in(0), in(1), in(2)};
+        SmallVector<Value> ops{act(0), act(1), act(2)};
         Attribute kp = opt(k.getKeyPrefix(), ops);
         Attribute vp = opt(k.getValuePrefix(), ops);
         int64_t prefix =
@@ -345,11 +410,11 @@ struct KernelsToEmitCPass
                 e.f64(k.getScale().convertToDouble()), e.arg(bArg + 2)});
       } else if (isa<w4a4k::SwiGLUOp, w4a4k::AddOp>(op)) {
         e.call(isa<w4a4k::AddOp>(op) ? "add" : "swiglu", {},
-               {in(0), in(1), e.rows(x), e.output(op)},
+               {act(0), act(1), e.rows(x), e.output(op)},
                {e.arg(1), e.arg(2), e.arg(3), e.i64(width(op->getResult(0))),
                 e.arg(4)});
       } else if (auto k = dyn_cast<w4a4k::HadamardOp>(op)) {
-        SmallVector<Value> ops{in(0)};
+        SmallVector<Value> ops{act(0)};
         Attribute signs = opt(k.getSigns(), ops);
         ops.push_back(e.rows(x));
         unsigned rowsArg = ops.size();
@@ -365,7 +430,7 @@ struct KernelsToEmitCPass
                               : 0;
         auto regs = cast<RankedTensorType>(k.getRegisters().getType());
         Value bt = e.batch(), sq = e.seq(inExtra);
-        e.call("registers", {}, {in(0), in(1), bt, sq, e.output(op)},
+        e.call("registers", {}, {act(0), in(1), bt, sq, e.output(op)},
                {b.getI32IntegerAttr(mode), e.arg(1), e.arg(2), e.arg(3),
                 e.arg(4), e.i64(regs.getShape()[0]), e.i64(regs.getShape()[1]),
                 e.arg(5)});
@@ -376,11 +441,21 @@ struct KernelsToEmitCPass
         failedOp = true;
       }
     }
+    if (e.unplanned) {
+      e.unplanned->emitError("--w4a4k-to-emitc: not planned (run "
+                             "--w4a4k-plan-buffers first)");
+      failedOp = true;
+    }
+    if (e.badPack) {
+      e.badPack->emitError("--w4a4k-to-emitc: integer weights must be "
+                           "w4a4.weight codes and scales");
+      failedOp = true;
+    }
     if (e.unsupported) {
       Operation *def = e.unsupported.getDefiningOp();
       (def ? def->emitError() : func.emitError())
           << "--w4a4k-to-emitc: a kernel reads a value that is neither a "
-             "w4a4.weight, the ids nor a kernel's result";
+             "w4a4.weight (as a parameter), the ids nor a kernel's result";
       failedOp = true;
     }
     if (failedOp)
@@ -390,7 +465,7 @@ struct KernelsToEmitCPass
     b.setInsertionPointToEnd(top);
     std::string tables = "const w4a4::cc::TensorSpec kTensors[] = {\n";
     for (const auto &t : weights->entries) {
-      tables += "  {\"" + t.name + "\", " +
+      tables += "  {\"" + cString(t.name) + "\", " +
                 std::to_string(static_cast<int>(t.type)) + ", " +
                 std::to_string(t.shape.size()) + ", {";
       for (size_t i = 0; i < t.shape.size(); ++i)
@@ -421,11 +496,20 @@ struct KernelsToEmitCPass
       func.walk([&](w4a4k::RoPEOp r) {
         offset = std::max<int64_t>(offset, r.getPositionOffset());
       });
-      maxTokens = std::max<int64_t>(mp.getInt() - used - offset, 0);
+      maxTokens = mp.getInt() - used - offset;
+      if (maxTokens <= 0) {
+        module.emitError("--w4a4k-to-emitc: w4a4.max_positions ")
+            << mp.getInt() << " leaves no position for tokens";
+        return signalPassFailure();
+      }
     }
     int64_t cacheLayers = 0;
-    if (auto n = module->getAttrOfType<IntegerAttr>("w4a4k.cache_layers"))
-      cacheLayers = n.getInt();
+    func.walk([&](w4a4k::AttentionOp a) {
+      if (a.getCacheLayer())
+        cacheLayers =
+            std::max<int64_t>(cacheLayers, int64_t(*a.getCacheLayer()) + 1);
+    });
+    bool perCall = func->hasAttr("w4a4k.per_call_registers");
     char sum[32];
     std::snprintf(sum, sizeof sum, "0x%016" PRIx64 "ull", checksum);
     tables +=
@@ -442,7 +526,8 @@ struct KernelsToEmitCPass
             func->getAttrOfType<IntegerAttr>("w4a4k.qrows_slots").getInt()) +
         ",\n  " + std::to_string(resultType.getShape().back()) + ", " +
         std::to_string(batchDim) + ", " + std::to_string(maxTokens) + ", " +
-        std::to_string(cacheLayers) + ", forward_body};\n";
+        std::to_string(cacheLayers) + ", " + (perCall ? "1" : "0") +
+        ", forward_body};\n";
     tables += "} // namespace\n";
     tables += "extern \"C\" w4a4_model *w4a4_open(const char *dir, char *err, "
               "size_t err_len) {\n  return w4a4::cc::open(&kSpec, dir, err, "

@@ -7,11 +7,11 @@
 // floats with rows = batch * (seq + the largest register prefix), and a
 // slot [offset, width] is the contiguous block of rows x width floats at
 // offset x rows: each buffer's size is a function of batch and sequence,
-// fixed at compile time up to those two numbers. The returned value (the logits) is written
-// to the caller's buffer (`w4a4k.slot = "result"`). Quantized activations
-// get one of `w4a4k.qrows_slots` reusable holders, by the same liveness.
-// Register ops shift the sequence: each op's rows are batch * (seq + its
-// `w4a4k.seq_extra`).
+// fixed at compile time up to those two numbers. The returned value (the
+// logits) is written to the caller's buffer (`w4a4k.slot = "result"`).
+// Quantized activations get one of `w4a4k.qrows_slots` reusable holders, by the
+// same liveness. Register ops shift the sequence: each op's rows are batch *
+// (seq + its `w4a4k.seq_extra`).
 //
 //===----------------------------------------------------------------------===//
 
@@ -76,7 +76,8 @@ struct PlanBuffersPass
     auto lastUse = [&](Value v) {
       int64_t last = index[v.getDefiningOp()];
       for (Operation *user : v.getUsers())
-        last = std::max(last, index[user]);
+        if (Operation *top = body.findAncestorOpInBlock(*user))
+          last = std::max(last, index[top]);
       return last;
     };
     Value returned = body.getTerminator()->getNumOperands()
@@ -86,6 +87,7 @@ struct PlanBuffersPass
     Arena floats, holders;
     llvm::DenseMap<Value, int64_t> extra; // seq offset of each activation
     int64_t maxExtra = 0;
+    bool perCallRegisters = false;
     bool failedPlan = false;
     for (Operation &opRef : body) {
       Operation *op = &opRef;
@@ -101,6 +103,13 @@ struct PlanBuffersPass
       if (auto r = dyn_cast<w4a4k::RegistersOp>(op)) {
         int64_t k =
             cast<RankedTensorType>(r.getRegisters().getType()).getShape()[0];
+        if (ShapedType::isDynamic(k)) {
+          op->emitError("--w4a4k-plan-buffers: registers need a static "
+                        "count");
+          failedPlan = true;
+          k = 0;
+        }
+        perCallRegisters = true;
         e += r.getMode() == "prepend" ? k : r.getMode() == "strip" ? -k : 0;
       }
       maxExtra = std::max(maxExtra, e);
@@ -121,6 +130,15 @@ struct PlanBuffersPass
           continue;
         }
         if (result == returned) {
+          // Written to the caller's [batch, seq, vocab] buffer: it must have
+          // the call's rows.
+          if (e != 0) {
+            op->emitError("--w4a4k-plan-buffers: the returned value has ")
+                << e
+                << " rows per sequence more than the call (registers "
+                   "prepended and never stripped)";
+            failedPlan = true;
+          }
           op->setAttr("w4a4k.slot", b.getStringAttr("result"));
           continue;
         }
@@ -129,11 +147,21 @@ struct PlanBuffersPass
         op->setAttr("w4a4k.slot", b.getDenseI64ArrayAttr({offset, w}));
       }
     }
+    Operation *def = returned ? returned.getDefiningOp() : nullptr;
+    if (!def || !isa<w4a4k::W4A4KDialect>(def->getDialect())) {
+      func.emitError("--w4a4k-plan-buffers: @forward must return the result "
+                     "of a kernel op (the logits)");
+      failedPlan = true;
+    }
     if (failedPlan)
       return signalPassFailure();
     func->setAttr("w4a4k.arena_width", b.getI64IntegerAttr(floats.width));
     func->setAttr("w4a4k.max_seq_extra", b.getI64IntegerAttr(maxExtra));
     func->setAttr("w4a4k.qrows_slots", b.getI64IntegerAttr(holders.width));
+    // Registers applied on every call (prepend, add or strip) cannot be
+    // decoded through a KV cache: each step would apply them again.
+    if (perCallRegisters)
+      func->setAttr("w4a4k.per_call_registers", b.getUnitAttr());
   }
 };
 

@@ -18,3 +18,16 @@ func.func @forward(%x: tensor<1x?x8xf32>) -> tensor<1x?x8xf32> {
   %h = w4a4.hadamard random_orthogonal(8) %x {seed = 1 : i64} : tensor<1x?x8xf32>
   return %h : tensor<1x?x8xf32>
 }
+
+// -----
+
+// Registers prepended and never stripped: the returned value has more rows
+// than the call's logits buffer.
+// RUN: not w4a4-opt %s --split-input-file --w4a4-lower-to-kernels --w4a4k-plan-buffers 2>&1 | FileCheck %s --check-prefix=PLAN
+// PLAN: error: --w4a4k-plan-buffers: the returned value has 2 rows per sequence more than the call (registers prepended and never stripped)
+func.func @forward(%x: tensor<1x?x8xf32>) -> tensor<1x?x8xf32> {
+  %regs = w4a4.weight "regs" = dense<0.5> : tensor<2x8xf32>
+  %p = w4a4.registers prepend %x, %regs : (tensor<1x?x8xf32>, tensor<2x8xf32>) -> tensor<1x?x8xf32>
+  %n = w4a4.rms_norm %p {epsilon = 1.0e-5 : f64} : tensor<1x?x8xf32>
+  return %n : tensor<1x?x8xf32>
+}

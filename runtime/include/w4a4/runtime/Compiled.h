@@ -47,6 +47,8 @@ struct ModelSpec {
   int64_t vocab, batch, maxTokens;
   /// Attention layers keeping a KV cache (w4a4k.attention cache_layer).
   int64_t cacheLayers;
+  /// Registers applied on every call (not folded): no decoding.
+  int64_t perCallRegisters;
   void (*forward)(Context *);
 };
 
