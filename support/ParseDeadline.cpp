@@ -3,6 +3,7 @@
 #include "support/ParseDeadline.h"
 
 #include "llvm/ADT/StringRef.h"
+#include "llvm/Support/CrashRecoveryContext.h"
 #include "llvm/Support/ErrorHandling.h"
 
 #include <chrono>
@@ -37,6 +38,16 @@ ParseDeadline::ParseDeadline(double seconds) {
         "limit)";
     llvm::report_fatal_error(llvm::StringRef(reason), /*gen_crash_diag=*/false);
   });
+}
+
+void parseOrExitOnCrash(llvm::function_ref<void()> parse) {
+  llvm::CrashRecoveryContext::Enable();
+  llvm::CrashRecoveryContext recovery;
+  bool ok = recovery.RunSafely(parse);
+  llvm::CrashRecoveryContext::Disable();
+  if (!ok)
+    llvm::report_fatal_error("MLIR's reader crashed on this file",
+                             /*gen_crash_diag=*/false);
 }
 
 void ParseDeadline::disarm() {

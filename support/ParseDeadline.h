@@ -13,6 +13,8 @@
 #ifndef W4A4_SUPPORT_PARSEDEADLINE_H
 #define W4A4_SUPPORT_PARSEDEADLINE_H
 
+#include "llvm/ADT/STLFunctionalExtras.h"
+
 #include <condition_variable>
 #include <cstddef>
 #include <mutex>
@@ -24,6 +26,16 @@ namespace w4a4 {
 /// (seconds; 0 turns the deadline off), else 60 s plus 1 s per 8 MiB (a
 /// legitimate file reads at hundreds of MB/s).
 double parseDeadlineSeconds(size_t bytes);
+
+/// Runs `parse` (reading a model: MLIR's parser and its bytecode reader) in
+/// an llvm::CrashRecoveryContext. MLIR 22's bytecode reader writes out of
+/// bounds on some malformed files (a value index range that wraps in 32
+/// bits; found by the IR fuzzer): such a crash is reported as
+/// "<tool>: error: <input>: MLIR's reader crashed on this file (malformed
+/// input?)" and the process exits 1 after removing its temporary files
+/// (exitCleanlyOnFatalErrors names tool and input). Nothing runs after a
+/// crash: the process ends at once.
+void parseOrExitOnCrash(llvm::function_ref<void()> parse);
 
 class ParseDeadline {
 public:

@@ -207,28 +207,17 @@ Error writeArtifact(mlir::ModuleOp module) {
   if (Error e = ::w4a4::writeFileAtomically(
           exports, "{\n  global: w4a4_*;\n  local: *;\n};\n"))
     return e;
-  std::vector<std::string> args = {*compiler,
-                                   "-O2",
-                                   "-std=c++17",
-                                   "-fPIC",
-                                   "-shared",
-                                   "-fvisibility=hidden",
-                                   "-fopenmp",
-                                   // No path of this machine in the library.
-                                   "-ffile-prefix-map=" + outputDir + "=.",
-                                   "-I" + runtimeInclude,
-                                   path("model.cpp"),
-                                   "-Wl,--whole-archive",
-                                   runtimeLibrary.getValue(),
-                                   runtimeCoreLibrary.getValue(),
-                                   "-Wl,--no-whole-archive",
-                                   "-Wl,--version-script=" + exports,
-                                   // OpenMP's worker threads outlive a
-                                   // dlclose: never unload the library.
-                                   "-Wl,-z,nodelete",
-                                   W4A4_OPENBLAS_LIBRARY,
-                                   "-o",
-                                   tmp};
+  std::vector<std::string> args = {
+      *compiler, "-O2", "-std=c++17", "-fPIC", "-shared", "-fvisibility=hidden",
+      "-fopenmp",
+      // No path of this machine in the library.
+      "-ffile-prefix-map=" + outputDir + "=.", "-I" + runtimeInclude,
+      path("model.cpp"), "-Wl,--whole-archive", runtimeLibrary.getValue(),
+      runtimeCoreLibrary.getValue(), "-Wl,--no-whole-archive",
+      "-Wl,--version-script=" + exports,
+      // OpenMP's worker threads outlive a
+      // dlclose: never unload the library.
+      "-Wl,-z,nodelete", W4A4_OPENBLAS_LIBRARY, "-o", tmp};
   std::vector<StringRef> argv(args.begin(), args.end());
   std::string errors;
   int rc =
@@ -284,7 +273,9 @@ int main(int argc, char **argv) {
   {
     ::w4a4::ParseDeadline deadline(
         ::w4a4::parseDeadlineSeconds((*bytes)->getBufferSize()));
-    module = mlir::parseSourceFile<mlir::ModuleOp>(inputPath, &context);
+    ::w4a4::parseOrExitOnCrash([&] {
+      module = mlir::parseSourceFile<mlir::ModuleOp>(inputPath, &context);
+    });
   }
   if (!module) {
     errs() << "w4a4-compile: error: " << inputPath << ": cannot parse the IR\n";

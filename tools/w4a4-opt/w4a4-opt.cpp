@@ -17,7 +17,9 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/EmitC/IR/EmitC.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectRegistry.h"
+#include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
@@ -98,6 +100,20 @@ int main(int argc, char **argv) {
   }
   deadline = std::make_unique<::w4a4::ParseDeadline>(
       ::w4a4::parseDeadlineSeconds(input->getBufferSize()));
+  // Bytecode is read once under the crash guard (support/ParseDeadline.h)
+  // before MlirOptMain reads it again: MLIR's bytecode reader can crash on
+  // a malformed file, and only the reading may be guarded, not the passes.
+  if (input->getBuffer().starts_with("ML\xefR")) {
+    mlir::MLIRContext probe(registry);
+    probe.disableMultithreading();
+    mlir::ParserConfig parserConfig(&probe, /*verifyAfterParse=*/false);
+    mlir::ScopedDiagnosticHandler quiet(
+        &probe, [](mlir::Diagnostic &) { return mlir::success(); });
+    ::w4a4::parseOrExitOnCrash([&] {
+      (void)mlir::parseSourceString<mlir::ModuleOp>(
+          input->getBuffer(), parserConfig, input->getBufferIdentifier());
+    });
+  }
   mlir::LogicalResult result =
       mlir::MlirOptMain((*output)->os(), std::move(input), registry, config);
   deadline.reset();
