@@ -2,8 +2,8 @@
 
 #include "passes/Calibration.h"
 #include "dialects/W4A4/W4A4Utils.h"
-#include "passes/Sites.h"
 #include "interpreter/Executor.h"
+#include "passes/Sites.h"
 #include "support/AtomicFile.h"
 
 #include "mlir/IR/DialectResourceBlobManager.h"

@@ -2,9 +2,9 @@
 
 #include "dialects/W4A4/W4A4Ops.h"
 #include "dialects/W4A4/W4A4Utils.h"
+#include "interpreter/Executor.h"
 #include "passes/Passes.h"
 #include "passes/Report.h"
-#include "interpreter/Executor.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
