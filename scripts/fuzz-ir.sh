@@ -3,6 +3,8 @@
 # verify, execute, quantization passes, execute; clang, ASan) in build-fuzz/
 # and runs it for a bounded time (default 600 s):
 #   scripts/fuzz-ir.sh [SECONDS] [FORKS]
+# IGNORE_CRASHES=1 keeps fuzzing past a crash (each is saved to
+# build-fuzz/ir-findings/ for triage).
 # Seeds: test/fuzz/ir-seeds (tiny models as bytecode, hand-written hostile
 # IR) and test/fuzz/ir-regressions. Findings land in build-fuzz/ir-findings/;
 # a crashing input belongs in test/fuzz/ir-regressions/ (the lit suite runs
@@ -28,7 +30,7 @@ rm -f build-fuzz/ir-corpus/*cyclic*
 # sized by a count read from the file fails (LLVM's bad-alloc handler, as in
 # the tools) instead of being reported as the fuzzer's out-of-memory.
 ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 build-fuzz/test/fuzz/w4a4-ir-fuzzer \
-  -fork="$FORKS" -ignore_crashes=0 -max_total_time="$SECONDS_TO_RUN" -max_len=65536 -timeout=20 \
+  -fork="$FORKS" -ignore_crashes="${IGNORE_CRASHES:-0}" -max_total_time="$SECONDS_TO_RUN" -max_len=65536 -timeout=20 \
   -rss_limit_mb=3000 -malloc_limit_mb=1000000 -artifact_prefix=build-fuzz/ir-findings/ \
   build-fuzz/ir-corpus 2>&1 | tee build-fuzz/ir-fuzz.log | grep -E "^#[0-9]+:|DONE|ERROR|SUMMARY" | tail -5 || true
 echo "findings: $(ls build-fuzz/ir-findings | wc -l) (in build-fuzz/ir-findings/)"

@@ -34,8 +34,11 @@ double parseDeadlineSeconds(size_t bytes);
 /// "<tool>: error: <input>: MLIR's reader crashed on this file (malformed
 /// input?)" and the process exits 1 after removing its temporary files
 /// (exitCleanlyOnFatalErrors names tool and input). Nothing runs after a
-/// crash: the process ends at once.
-void parseOrExitOnCrash(llvm::function_ref<void()> parse);
+/// crash: the process ends at once. While `parse` runs, the address space
+/// is bounded by what is mapped + 8 GiB + 8 x `inputBytes`, so that counts
+/// from a malformed file fail their allocation before the reader's 32-bit
+/// index arithmetic can wrap.
+void parseOrExitOnCrash(llvm::function_ref<void()> parse, size_t inputBytes);
 
 class ParseDeadline {
 public:

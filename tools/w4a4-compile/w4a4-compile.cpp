@@ -273,9 +273,11 @@ int main(int argc, char **argv) {
   {
     ::w4a4::ParseDeadline deadline(
         ::w4a4::parseDeadlineSeconds((*bytes)->getBufferSize()));
-    ::w4a4::parseOrExitOnCrash([&] {
-      module = mlir::parseSourceFile<mlir::ModuleOp>(inputPath, &context);
-    });
+    ::w4a4::parseOrExitOnCrash(
+        [&] {
+          module = mlir::parseSourceFile<mlir::ModuleOp>(inputPath, &context);
+        },
+        (*bytes)->getBufferSize());
   }
   if (!module) {
     errs() << "w4a4-compile: error: " << inputPath << ": cannot parse the IR\n";

@@ -109,10 +109,12 @@ int main(int argc, char **argv) {
     mlir::ParserConfig parserConfig(&probe, /*verifyAfterParse=*/false);
     mlir::ScopedDiagnosticHandler quiet(
         &probe, [](mlir::Diagnostic &) { return mlir::success(); });
-    ::w4a4::parseOrExitOnCrash([&] {
-      (void)mlir::parseSourceString<mlir::ModuleOp>(
-          input->getBuffer(), parserConfig, input->getBufferIdentifier());
-    });
+    ::w4a4::parseOrExitOnCrash(
+        [&] {
+          (void)mlir::parseSourceString<mlir::ModuleOp>(
+              input->getBuffer(), parserConfig, input->getBufferIdentifier());
+        },
+        input->getBufferSize());
   }
   mlir::LogicalResult result =
       mlir::MlirOptMain((*output)->os(), std::move(input), registry, config);

@@ -208,9 +208,9 @@ loadModel(mlir::MLIRContext &context, const char *argv0) {
     uint64_t size = 0;
     (void)sys::fs::file_size(path, size);
     w4a4::ParseDeadline deadline(w4a4::parseDeadlineSeconds(size));
-    w4a4::parseOrExitOnCrash([&] {
-      module = mlir::parseSourceFile<mlir::ModuleOp>(path, &context);
-    });
+    w4a4::parseOrExitOnCrash(
+        [&] { module = mlir::parseSourceFile<mlir::ModuleOp>(path, &context); },
+        size);
   }
   if (temporary) {
     sys::fs::remove(path);
