@@ -151,22 +151,13 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
   }
 };
 
-struct LowerSwiGLU : OpRewritePattern<SwiGLUOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(SwiGLUOp op,
+/// Elementwise ops whose operands carry over unchanged (swiglu, add).
+template <typename From, typename To>
+struct LowerElementwise : OpRewritePattern<From> {
+  using OpRewritePattern<From>::OpRewritePattern;
+  LogicalResult matchAndRewrite(From op,
                                 PatternRewriter &rewriter) const override {
-    rewriter.replaceOpWithNewOp<w4a4k::SwiGLUOp>(op, op.getType(), op.getGate(),
-                                                 op.getUp());
-    return success();
-  }
-};
-
-struct LowerAdd : OpRewritePattern<AddOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(AddOp op,
-                                PatternRewriter &rewriter) const override {
-    rewriter.replaceOpWithNewOp<w4a4k::AddOp>(op, op.getType(), op.getLhs(),
-                                              op.getRhs());
+    rewriter.replaceOpWithNewOp<To>(op, op.getType(), op->getOperands());
     return success();
   }
 };
@@ -295,9 +286,9 @@ struct LowerToKernelsPass
 void mlir::w4a4::populateW4A4ToKernelsPatterns(RewritePatternSet &patterns,
                                                StringRef target) {
   MLIRContext *ctx = patterns.getContext();
-  patterns
-      .add<LowerEmbedding, LowerRMSNorm, LowerLinear, LowerRoPE, LowerAttention,
-           LowerSwiGLU, LowerAdd, LowerHadamard, LowerQuantize, LowerRegisters>(
-          ctx);
+  patterns.add<LowerEmbedding, LowerRMSNorm, LowerLinear, LowerRoPE,
+               LowerAttention, LowerElementwise<SwiGLUOp, w4a4k::SwiGLUOp>,
+               LowerElementwise<AddOp, w4a4k::AddOp>, LowerHadamard,
+               LowerQuantize, LowerRegisters>(ctx);
   patterns.add<LowerQLinear>(ctx, target == "cpu" ? "cpu_vnni_panels" : "");
 }
