@@ -171,6 +171,13 @@ def W4A4KToEmitC : Pass<"w4a4k-to-emitc", "::mlir::ModuleOp"> {
     - `w4a4_open`, the one C API function that knows the model; the rest of
       the C API (`w4a4/runtime/w4a4_model.h`) is the runtime's.
   }];
+  let options = [
+    Option<"weightsChecksum", "weights-checksum", "std::string",
+           /*default=*/"\"\"",
+           "The checksum of weights.bin (16 hex digits) when the caller has "
+           "already written it (w4a4-compile); empty: computed here from the "
+           "function's weights">,
+  ];
   let dependentDialects = ["::mlir::emitc::EmitCDialect"];
 }
 

@@ -268,6 +268,7 @@ int64_t width(Value v) {
 
 struct KernelsToEmitCPass
     : public mlir::w4a4::impl::W4A4KToEmitCBase<KernelsToEmitCPass> {
+  using W4A4KToEmitCBase::W4A4KToEmitCBase;
   void runOnOperation() override {
     ModuleOp module = getOperation();
     auto func = module.lookupSymbol<func::FuncOp>("forward");
@@ -287,9 +288,19 @@ struct KernelsToEmitCPass
     FailureOr<KernelWeights> weights = collectKernelWeights(func);
     if (failed(weights))
       return signalPassFailure();
+    // The caller that wrote weights.bin passes its checksum; otherwise the
+    // image is built here only to compute it.
     uint64_t checksum = 0;
-    (void)::w4a4::rt::serializeWeights(weights->entries, weights->data,
-                                       &checksum);
+    if (!weightsChecksum.empty()) {
+      if (StringRef(weightsChecksum).getAsInteger(16, checksum)) {
+        module.emitError("--w4a4k-to-emitc: weights-checksum '")
+            << weightsChecksum << "' is not hexadecimal";
+        return signalPassFailure();
+      }
+    } else {
+      (void)::w4a4::rt::serializeWeights(weights->entries, weights->data,
+                                         &checksum);
+    }
     MLIRContext *mc = &getContext();
     OpBuilder b(mc);
     Location loc = func.getLoc();
