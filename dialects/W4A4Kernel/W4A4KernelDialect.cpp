@@ -28,18 +28,50 @@ void W4A4KDialect::initialize() {
       >();
 }
 
-LogicalResult QuantizeOp::verify() {
-  QRowsType t = getType();
+/// The constraints every op making quantized rows shares (quantize_c1..c3).
+static LogicalResult verifyQuantized(Operation *op, QRowsType t, Value input,
+                                     FloatAttr clipRatio) {
   if (t.getBits() < 2 || t.getBits() > 8)
-    return emitOpError("(w4a4k.quantize_c1) quantizes to 2..8 bits, not ")
+    return op->emitOpError("(w4a4k.quantize_c1) quantizes to 2..8 bits, not ")
            << t.getBits();
-  if (getInput().getType().getShape().back() != t.getWidth())
-    return emitOpError("(w4a4k.quantize_c2) the result's width ")
+  if (cast<RankedTensorType>(input.getType()).getShape().back() != t.getWidth())
+    return op->emitOpError("(w4a4k.quantize_c2) the result's width ")
            << t.getWidth() << " differs from the input's";
-  double clip = getClipRatio().convertToDouble();
+  double clip = clipRatio.getValueAsDouble();
   if (!(clip > 0.0 && clip <= 1.0))
-    return emitOpError("(w4a4k.quantize_c3) clip_ratio must be in (0, 1]");
+    return op->emitOpError("(w4a4k.quantize_c3) clip_ratio must be in (0, 1]");
   return success();
+}
+
+LogicalResult QuantizeOp::verify() {
+  return verifyQuantized(*this, getType(), getInput(), getClipRatioAttr());
+}
+
+LogicalResult RMSNormQuantizeOp::verify() {
+  if (Value g = getGain())
+    if (cast<RankedTensorType>(g.getType()).getNumElements() !=
+        getInput().getType().getShape().back())
+      return emitOpError("(w4a4k.rms_norm_quantize_c1) the gain has one "
+                         "value per feature");
+  return verifyQuantized(*this, getType(), getInput(), getClipRatioAttr());
+}
+
+LogicalResult SwiGLUQuantizeOp::verify() {
+  if (getGate().getType() != getUp().getType())
+    return emitOpError("(w4a4k.swiglu_quantize_c1) gate and up must have one "
+                       "type");
+  int64_t width = getGate().getType().getShape().back();
+  int64_t size = getHadamardSize(), stride = getHadamardStride();
+  if (size < 0 || stride < 1 || (size > 0 && width % (size * stride) != 0))
+    return emitOpError("(w4a4k.swiglu_quantize_c2) hadamard_size x "
+                       "hadamard_stride must divide the width ")
+           << width;
+  if (getSigns() &&
+      (size == 0 ||
+       cast<RankedTensorType>(getSigns().getType()).getNumElements() != width))
+    return emitOpError("(w4a4k.swiglu_quantize_c3) signs need a Hadamard and "
+                       "one value per feature");
+  return verifyQuantized(*this, getType(), getGate(), getClipRatioAttr());
 }
 
 LogicalResult QGemmOp::verify() {
@@ -63,5 +95,8 @@ LogicalResult QGemmOp::verify() {
   if (result.getShape().back() != out)
     return emitOpError("(w4a4k.qgemm_c4) the result's width differs from "
                        "out_features");
+  if (Value r = getResidual(); r && r.getType() != result)
+    return emitOpError("(w4a4k.qgemm_c5) the residual must have the result's "
+                       "type");
   return success();
 }

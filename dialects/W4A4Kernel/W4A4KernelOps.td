@@ -82,21 +82,24 @@ def W4A4K_QuantizeOp : W4A4K_Op<"quantize", [Pure]> {
   let hasVerifier = 1;
 }
 
-def W4A4K_QGemmOp : W4A4K_Op<"qgemm", [Pure]> {
+def W4A4K_QGemmOp : W4A4K_Op<"qgemm", [Pure, AttrSizedOperandSegments]> {
   let summary = "Integer GEMM of quantized rows and quantized weights";
   let description = [{
     `y[t, o] = s_x[t] * sum_g s_w[o, g] * sum_(i in g) qx[t, i] qw[o, i]`
     (+ bias), int32 accumulation. `codes` and `scales` are the IR's
     (`w4a4.qlinear`); `layout` names how the target holds them:
     `cpu_vnni_panels` (the CPU target: 16 outputs x 4 inputs per 64-byte
-    panel, built when the artifact is opened).
+    panel, built when the artifact is opened). A `residual` (from
+    `--w4a4k-fuse`) is added in the epilogue after the bias: `y = (...) +
+    residual`, rounded as a separate `w4a4k.add` would.
   }];
   let arguments = (ins W4A4K_QRowsType:$input, RankedTensorOf<[I8]>:$codes,
                    W4A4K_F32Tensor:$scales, Optional<W4A4K_F32Tensor>:$bias,
+                   Optional<W4A4K_F32Tensor>:$residual,
                    I64Attr:$weight_bits, I64Attr:$out_features,
                    I64Attr:$group_size, StrAttr:$layout);
   let results = (outs W4A4K_F32Tensor:$result);
-  let assemblyFormat = "$input `,` $codes `,` $scales (`bias` `(` $bias^ `:` type($bias) `)`)? attr-dict `:` type($input) `,` type($codes) `,` type($scales) `->` type($result)";
+  let assemblyFormat = "$input `,` $codes `,` $scales (`bias` `(` $bias^ `:` type($bias) `)`)? (`residual` `(` $residual^ `:` type($residual) `)`)? attr-dict `:` type($input) `,` type($codes) `,` type($scales) `->` type($result)";
   let hasVerifier = 1;
 }
 
@@ -163,6 +166,52 @@ def W4A4K_RegistersOp : W4A4K_Op<"registers", [Pure]> {
                    StrAttr:$mode);
   let results = (outs W4A4K_F32Tensor:$result);
   let assemblyFormat = "$input `,` $registers attr-dict `:` type($input) `,` type($registers) `->` type($result)";
+}
+
+def W4A4K_RMSNormQuantizeOp : W4A4K_Op<"rms_norm_quantize", [Pure]> {
+  let summary = "Fused rms_norm and per-token quantization (the normed rows are not stored)";
+  let description = [{
+    `w4a4k.quantize(w4a4k.rms_norm(x))` one row at a time (made by
+    `--w4a4k-fuse` where the norm's only reader is the quantize): the same
+    codes and scales, without writing and reading back the fp32 rows.
+  }];
+  let arguments = (ins W4A4K_F32Tensor:$input, Optional<W4A4K_F32Tensor>:$gain,
+                   F64Attr:$epsilon, F64Attr:$clip_ratio);
+  let results = (outs W4A4K_QRowsType:$result);
+  let assemblyFormat = "$input (`gain` `(` $gain^ `:` type($gain) `)`)? attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def W4A4K_SwiGLUQuantizeOp : W4A4K_Op<"swiglu_quantize", [Pure]> {
+  let summary = "Fused swiglu, optional online Hadamard, and per-token quantization";
+  let description = [{
+    `w4a4k.quantize(w4a4k.hadamard(w4a4k.swiglu(gate, up)))` (the Hadamard
+    when `hadamard_size > 0`, with its `signs`, `hadamard_stride` and
+    `hadamard_inverse`) one row at a time: the down projection's input as
+    QuaRot's online rotation makes it, never stored in fp32. Made by
+    `--w4a4k-fuse`.
+  }];
+  let arguments = (ins W4A4K_F32Tensor:$gate, W4A4K_F32Tensor:$up,
+                   Optional<W4A4K_F32Tensor>:$signs, I64Attr:$hadamard_size,
+                   I64Attr:$hadamard_stride, BoolAttr:$hadamard_inverse,
+                   F64Attr:$clip_ratio);
+  let results = (outs W4A4K_QRowsType:$result);
+  let assemblyFormat = "$gate `,` $up (`signs` `(` $signs^ `:` type($signs) `)`)? attr-dict `:` type($gate) `,` type($up) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def W4A4K_TailRowsOp : W4A4K_Op<"tail_rows", [Pure]> {
+  let summary = "The rows a call scores: the last positions of each sequence";
+  let description = [{
+    The start of the row-wise tail (`--w4a4k-split-tail`): the ops after it
+    (marked `w4a4k.tail`: the final norm, the LM head and their
+    quantization) run only on the last `scored` positions of each sequence,
+    which the caller chooses per call (`w4a4_forward_last`; all positions
+    for `w4a4_forward`). Its result holds `batch x scored` rows.
+  }];
+  let arguments = (ins W4A4K_F32Tensor:$input);
+  let results = (outs W4A4K_F32Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
 }
 
 #endif

@@ -132,6 +132,63 @@ def W4A4LowerToKernels : Pass<"w4a4-lower-to-kernels", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::w4a4k::W4A4KDialect", "::mlir::w4a4::W4A4Dialect"];
 }
 
+def W4A4KSplitTail : Pass<"w4a4k-split-tail", "::mlir::ModuleOp"> {
+  let summary = "Run the row-wise tail (final norm, LM head) only on the scored positions";
+  let description = [{
+    Perplexity scores only the last `stride` positions of each window and
+    generation needs only the last token's logits, but the LM head is the
+    largest GEMM of a small model. This pass finds the tail of `@forward`
+    that works row by row (the ops between the last residual add and the
+    returned logits: `rms_norm`, `quantize`, `qgemm`, `gemm`, `fake_quant`,
+    `hadamard`, `add`, `swiglu`), inserts a `w4a4k.tail_rows` of the value
+    it starts from and marks the tail's ops `w4a4k.tail`: they run on the
+    rows the caller scores (`w4a4_forward_last(m, ids, batch, seq, last,
+    logits)`; all of them for `w4a4_forward`). Row-local ops compute each
+    row alone, so a scored row equals the full run's up to the fp32 GEMMs'
+    rounding (a BLAS blocks its sums by the number of rows).
+
+    Nothing changes when no such tail exists (a function that returns what
+    registers strip, say). `w4a4-compile` runs it after
+    `--w4a4-lower-to-kernels` and `--w4a4k-fuse`.
+
+    Before:
+    ```mlir
+    %h = w4a4k.add %a, %b ...
+    %n = w4a4k.rms_norm %h ...
+    %logits = w4a4k.gemm %n, %head ...
+    return %logits
+    ```
+    After:
+    ```mlir
+    %h = w4a4k.add %a, %b ...
+    %t = w4a4k.tail_rows %h : tensor<1x?x64xf32> -> tensor<1x?x64xf32>
+    %n = w4a4k.rms_norm %t {w4a4k.tail} ...
+    %logits = w4a4k.gemm %n, %head {w4a4k.tail} ...
+    ```
+  }];
+}
+
+def W4A4KFuse : Pass<"w4a4k-fuse", "::mlir::ModuleOp"> {
+  let summary = "Fuse activation producers with their quantization and residual adds with GEMM epilogues";
+  let description = [{
+    Kernel-level fusions that keep every value bit-identical to the unfused
+    calls (each fused kernel runs the same row operations in the same
+    order, one row at a time, without writing the intermediate fp32
+    tensor):
+
+    - `rms_norm` whose only reader is one `quantize` becomes
+      `w4a4k.rms_norm_quantize` (the normed rows are never stored);
+    - `swiglu` -> (`hadamard`, the online rotation of QuaRot) -> `quantize`,
+      each read only by the next, becomes `w4a4k.swiglu_quantize`;
+    - `add(qgemm(...), r)` where the add is the GEMM's only reader becomes a
+      `qgemm` with `residual(r)`: the residual is added in the GEMM's
+      epilogue, after the bias, as the separate add did.
+
+    `w4a4-compile` runs it after `--w4a4-lower-to-kernels`; `--no-fuse`
+    skips it.
+  }];
+}
+
 def W4A4KPlanBuffers : Pass<"w4a4k-plan-buffers", "::mlir::ModuleOp"> {
   let summary = "Assign every kernel-level activation a slot of one arena, by liveness";
   let description = [{

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <memory>
 #include <new>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -24,7 +25,12 @@ struct Context {
   w4a4_model *model = nullptr;
   const int64_t *ids = nullptr;
   int64_t batch = 0, seq = 0;
+  /// Positions per sequence whose logits the call returns (the last ones).
+  int64_t scored = 0;
   float *logits = nullptr;
+  /// Logits of every position when the code has no row-wise tail and the
+  /// caller wants fewer.
+  std::vector<float> staging;
   int64_t arenaRows = 0;
   std::vector<float> arena;
   std::vector<rt::QuantizedRows> qrows;
@@ -206,6 +212,7 @@ static w4a4_model *openImpl(const ModelSpec *spec, const char *dir, char *err,
 int64_t batch(Context *c) { return c->batch; }
 int64_t rows(Context *c, int64_t extra) { return c->batch * (c->seq + extra); }
 int64_t seq(Context *c, int64_t extra) { return c->seq + extra; }
+int64_t scoredRows(Context *c) { return c->batch * c->scored; }
 const int64_t *ids(Context *c) { return c->ids; }
 float *slot(Context *c, int64_t offset) {
   return c->arena.data() + offset * c->arenaRows;
@@ -239,13 +246,57 @@ void quantize(Context *c, int64_t qslot, const float *x, int64_t rows,
     rt::quantizeActivations(x, rows, cols, static_cast<int>(bits), clip,
                             c->qrows[qslot]);
 }
-void qgemm(Context *c, int64_t qslot, int pack, const float *bias, int64_t rows,
-           float *y) {
+void qgemm(Context *c, int64_t qslot, int pack, const float *bias,
+           const float *residual, int64_t rows, float *y) {
   if (c->failed)
     return;
-  rt::Status s = rt::intGemm(c->qrows[qslot], c->model->packs[pack], bias, y);
+  rt::Status s = rt::intGemm(c->qrows[qslot], c->model->packs[pack], bias, y,
+                             rt::GemmPath::Auto, residual);
   if (!s.ok())
     fail(c, s.message());
+}
+void rmsNormQuantize(Context *c, int64_t qslot, const float *x,
+                     const float *gain, int64_t rows, int64_t cols, double eps,
+                     int64_t bits, double clip) {
+  if (c->failed)
+    return;
+  rt::quantizeProduced(rows, cols, static_cast<int>(bits), clip,
+                       c->qrows[qslot], [&](int64_t r, float *row) {
+                         rt::rmsNormRow(x + r * cols, gain, cols, eps, row);
+                       });
+}
+void swigluQuantize(Context *c, int64_t qslot, const float *gate,
+                    const float *up, int64_t rows, int64_t cols,
+                    int64_t hadamardSize, const float *signs, bool inverse,
+                    int64_t stride, int64_t bits, double clip) {
+  if (c->failed)
+    return;
+  std::optional<rt::HadamardRowTransform> h;
+  if (hadamardSize > 0) {
+    h = rt::HadamardRowTransform::create(cols, hadamardSize, stride);
+    if (!h) {
+      fail(c, "no Hadamard matrix of order " + std::to_string(hadamardSize));
+      return;
+    }
+  }
+  rt::quantizeProduced(rows, cols, static_cast<int>(bits), clip,
+                       c->qrows[qslot], [&](int64_t r, float *row) {
+                         rt::swigluRow(gate + r * cols, up + r * cols, cols,
+                                       row);
+                         if (h) {
+                           thread_local std::vector<float> t, u;
+                           h->apply(row, signs, inverse, row, t, u);
+                         }
+                       });
+}
+void tailRows(Context *c, const float *x, int64_t batch, int64_t seq,
+              int64_t width, float *out) {
+  if (c->failed)
+    return;
+  int64_t first = seq - c->scored;
+  for (int64_t b = 0; b < batch; ++b)
+    std::memcpy(out + b * c->scored * width, x + (b * seq + first) * width,
+                sizeof(float) * static_cast<size_t>(c->scored * width));
 }
 void fakeQuant(Context *c, const float *x, int64_t rows, int64_t cols,
                int64_t bits, double clip, int64_t group, float *out) {
@@ -321,14 +372,16 @@ void registers(Context *c, int mode, const float *x, const float *regs,
 using namespace w4a4;
 
 static int runImpl(w4a4_model *m, const int64_t *ids, int64_t batch,
-                   int64_t seq, float *logits, bool append, const char *what);
+                   int64_t seq, int64_t last, float *logits, bool append,
+                   const char *what);
 
-/// Runs `seq` tokens after the cache (`append`) or on an empty cache. No
-/// exception leaves the C API.
+/// Runs `seq` tokens after the cache (`append`) or on an empty cache and
+/// writes the logits of the `last` positions of each sequence. No exception
+/// leaves the C API.
 static int run(w4a4_model *m, const int64_t *ids, int64_t batch, int64_t seq,
-               float *logits, bool append, const char *what) {
+               int64_t last, float *logits, bool append, const char *what) {
   try {
-    return runImpl(m, ids, batch, seq, logits, append, what);
+    return runImpl(m, ids, batch, seq, last, logits, append, what);
   } catch (const std::bad_alloc &) {
     m->error = std::string(what) + ": out of memory";
   } catch (...) {
@@ -339,7 +392,8 @@ static int run(w4a4_model *m, const int64_t *ids, int64_t batch, int64_t seq,
 }
 
 static int runImpl(w4a4_model *m, const int64_t *ids, int64_t batch,
-                   int64_t seq, float *logits, bool append, const char *what) {
+                   int64_t seq, int64_t last, float *logits, bool append,
+                   const char *what) {
   if (!m)
     return -1;
   const cc::ModelSpec &spec = *m->spec;
@@ -349,8 +403,11 @@ static int runImpl(w4a4_model *m, const int64_t *ids, int64_t batch,
     m->error = std::string(what) + ": " + why;
     return -1;
   };
-  if (!ids || !logits || batch <= 0 || seq < 0)
+  if (!ids || (!logits && last > 0) || batch <= 0 || seq < 0)
     return refuse("needs ids, logits, batch >= 1 and seq >= 0");
+  if (last < 0 || last > seq)
+    return refuse("the positions to score (" + std::to_string(last) +
+                  ") must be between 0 and the call's " + std::to_string(seq));
   if (spec.batch >= 0 && batch != spec.batch)
     return refuse("the model was compiled for batch " +
                   std::to_string(spec.batch) + ", not " +
@@ -380,7 +437,15 @@ static int runImpl(w4a4_model *m, const int64_t *ids, int64_t batch,
   c.ids = ids;
   c.batch = batch;
   c.seq = seq;
-  c.logits = logits;
+  c.scored = spec.rowTail ? last : seq;
+  if (c.scored == last && logits) {
+    c.logits = logits;
+  } else {
+    size_t n = std::max<size_t>(1, batch * seq * spec.vocab);
+    if (c.staging.size() < n)
+      c.staging.resize(n);
+    c.logits = c.staging.data();
+  }
   c.past = past;
   c.failed = false;
   c.error.clear();
@@ -389,6 +454,11 @@ static int runImpl(w4a4_model *m, const int64_t *ids, int64_t batch,
     m->error = c.error;
     return -1;
   }
+  if (c.logits != logits && last > 0)
+    for (int64_t b = 0; b < batch; ++b)
+      std::memcpy(logits + b * last * spec.vocab,
+                  c.logits + (b * seq + seq - last) * spec.vocab,
+                  sizeof(float) * static_cast<size_t>(last * spec.vocab));
   // The presents become the cache.
   for (cc::Context::Layer &l : c.cache) {
     std::swap(l.k, l.nextK);
@@ -403,12 +473,24 @@ extern "C" {
 
 int w4a4_forward(w4a4_model *m, const int64_t *ids, int64_t batch, int64_t seq,
                  float *logits) {
-  return run(m, ids, batch, seq, logits, /*append=*/false, "w4a4_forward");
+  return run(m, ids, batch, seq, seq, logits, /*append=*/false, "w4a4_forward");
+}
+
+int w4a4_forward_last(w4a4_model *m, const int64_t *ids, int64_t batch,
+                      int64_t seq, int64_t last, float *logits) {
+  return run(m, ids, batch, seq, last, logits, /*append=*/false,
+             "w4a4_forward_last");
+}
+
+int w4a4_decode_last(w4a4_model *m, const int64_t *ids, int64_t batch,
+                     int64_t seq, int64_t last, float *logits) {
+  return run(m, ids, batch, seq, last, logits, /*append=*/true,
+             "w4a4_decode_last");
 }
 
 int w4a4_decode(w4a4_model *m, const int64_t *ids, int64_t batch, int64_t seq,
                 float *logits) {
-  return run(m, ids, batch, seq, logits, /*append=*/true, "w4a4_decode");
+  return run(m, ids, batch, seq, seq, logits, /*append=*/true, "w4a4_decode");
 }
 
 void w4a4_reset(w4a4_model *m) {

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -116,6 +117,36 @@ void quantizeActivations(const float *x, int64_t rows, int64_t cols, int bits,
   for (int64_t r = 0; r < rows; ++r)
     row(x + r * cols, cols, clipf, qmax, bias,
         out.codes.data() + r * out.stride, out.scales[r]);
+}
+
+void quantizeProduced(int64_t rows, int64_t cols, int bits, double clip,
+                      QuantizedRows &out,
+                      const std::function<void(int64_t, float *)> &produce,
+                      GemmPath path) {
+  int bias = 1 << (bits - 1);
+  float qmax = static_cast<float>(bias - 1), clipf = static_cast<float>(clip);
+  out.rows = rows;
+  out.cols = cols;
+  out.stride = padded(cols);
+  out.bits = bits;
+  out.codes.assign(paddedRows(rows) * out.stride, static_cast<uint8_t>(bias));
+  out.scales.assign(rows, 0.0f);
+  auto row = &quantizeRowPortable;
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool avx512 = hasAvx512();
+  if (path != GemmPath::Portable && avx512)
+    row = &quantizeRowAvx512;
+#endif
+#pragma omp parallel if (rows * cols > 16384)
+  {
+    std::vector<float> buffer(static_cast<size_t>(cols));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      produce(r, buffer.data());
+      row(buffer.data(), cols, clipf, qmax, bias,
+          out.codes.data() + r * out.stride, out.scales[r]);
+    }
+  }
 }
 
 std::vector<int8_t> packCodes(const int *codes, int64_t out, int64_t in,
@@ -258,18 +289,21 @@ namespace {
 /// The shared epilogue: acc holds, per group, sum_i (qx + bias) * qw; the
 /// bias term is removed exactly in int32, then groups combine in order.
 inline float epilogue(const int32_t *acc, const PackedWeights &w, int64_t o,
-                      int32_t xBias, float xScale, const float *bias) {
+                      int32_t xBias, float xScale, const float *bias,
+                      const float *residual) {
   float sum = 0.0f;
   for (int64_t g = 0; g < w.groups; ++g) {
     int32_t exact = acc[g] - xBias * w.codeSums[o * w.groups + g];
     sum += static_cast<float>(exact) * w.scales[o * w.groups + g];
   }
   float y = sum * xScale;
-  return bias ? y + bias[o] : y;
+  if (bias)
+    y = y + bias[o];
+  return residual ? y + residual[o] : y;
 }
 
 void portable(const QuantizedRows &x, const PackedWeights &w, const float *bias,
-              float *y) {
+              const float *residual, float *y) {
   int32_t xBias = 1 << (x.bits - 1);
   int64_t groupLen = w.group ? w.group : w.in;
 #pragma omp parallel
@@ -286,7 +320,8 @@ void portable(const QuantizedRows &x, const PackedWeights &w, const float *bias,
             s += static_cast<int32_t>(xr[i]) * wr[i];
           acc[g] = s;
         }
-        y[t * w.out + o] = epilogue(acc.data(), w, o, xBias, x.scales[t], bias);
+        y[t * w.out + o] = epilogue(acc.data(), w, o, xBias, x.scales[t], bias,
+                                    residual ? residual + t * w.out : nullptr);
       }
   }
 }
@@ -314,13 +349,15 @@ addGroupTerm(__m512 sum, __m512i acc, __m512i corr, __m512 scale) {
 }
 
 __attribute__((target("avx512f,avx512bw"), always_inline)) inline void
-storeOutputs(__m512 sum, float xScale, const float *bias, int64_t o0,
-             int64_t out, float *yRow) {
+storeOutputs(__m512 sum, float xScale, const float *bias, const float *resRow,
+             int64_t o0, int64_t out, float *yRow) {
   int64_t valid = std::min<int64_t>(16, out - o0);
   __mmask16 m = static_cast<__mmask16>((1u << valid) - 1);
   __m512 v = _mm512_mul_ps(sum, _mm512_set1_ps(xScale));
   if (bias)
     v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + o0));
+  if (resRow)
+    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, resRow + o0));
   _mm512_mask_storeu_ps(yRow + o0, m, v);
 }
 
@@ -332,7 +369,7 @@ storeOutputs(__m512 sum, float xScale, const float *bias, int64_t o0,
 /// + bias), so both paths are bit-identical.
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) void
 vnni(const QuantizedRows &x, const PackedWeights &w, const float *bias,
-     float *y) {
+     const float *residual, float *y) {
   int32_t xBias = 1 << (x.bits - 1);
   int64_t groupLen = w.group ? w.group : w.stride;
   int64_t k4s = w.stride / 4, blocks = (w.out + 15) / 16;
@@ -398,8 +435,9 @@ vnni(const QuantizedRows &x, const PackedWeights &w, const float *bias,
         int64_t nr = std::min(R, x.rows - t0);
         for (int64_t r = 0; r < nr; ++r)
           for (int64_t c = 0; c < nb; ++c)
-            storeOutputs(sums[r][c], x.scales[t0 + r], bias, (b0 + c) * 16,
-                         w.out, y + (t0 + r) * w.out);
+            storeOutputs(sums[r][c], x.scales[t0 + r], bias,
+                         residual ? residual + (t0 + r) * w.out : nullptr,
+                         (b0 + c) * 16, w.out, y + (t0 + r) * w.out);
       }
   }
 }
@@ -463,7 +501,7 @@ W4A4_AMX_TARGET inline void amxGroup(const uint8_t *a, int64_t aStride,
 /// already AMX's B layout), then the VNNI path's epilogue, operation for
 /// operation, so all paths are bit-identical.
 W4A4_AMX_TARGET void amx(const QuantizedRows &x, const PackedWeights &w,
-                         const float *bias, float *y) {
+                         const float *bias, const float *residual, float *y) {
   int32_t xBias = 1 << (x.bits - 1);
   int64_t groupLen = w.group ? w.group : w.stride, ksteps = groupLen / 64;
   int64_t k4s = w.stride / 4, blocks = (w.out + 15) / 16;
@@ -516,8 +554,9 @@ W4A4_AMX_TARGET void amx(const QuantizedRows &x, const PackedWeights &w,
         int64_t validRows = std::min<int64_t>(32, x.rows - t0);
         for (int64_t r = 0; r < validRows; ++r)
           for (int n = 0; n < nb; ++n)
-            storeOutputs(sums[r][n], x.scales[t0 + r], bias, (b0 + n) * 16,
-                         w.out, y + (t0 + r) * w.out);
+            storeOutputs(sums[r][n], x.scales[t0 + r], bias,
+                         residual ? residual + (t0 + r) * w.out : nullptr,
+                         (b0 + n) * 16, w.out, y + (t0 + r) * w.out);
       }
     _tile_release();
   }
@@ -527,7 +566,8 @@ W4A4_AMX_TARGET void amx(const QuantizedRows &x, const PackedWeights &w,
 } // namespace
 
 Status intGemm(const QuantizedRows &x, const PackedWeights &w,
-               const float *bias, float *y, GemmPath path) {
+               const float *bias, float *y, GemmPath path,
+               const float *residual) {
   if (x.cols != w.in)
     return Status::error("activation width " + std::to_string(x.cols) +
                          " does not match the weights' " +
@@ -554,15 +594,15 @@ Status intGemm(const QuantizedRows &x, const PackedWeights &w,
                          "quantizeActivations)");
 #if defined(__x86_64__) && defined(__GNUC__)
   if (path == GemmPath::AmxInt8) {
-    amx(x, w, bias, y);
+    amx(x, w, bias, residual, y);
     return {};
   }
   if (path == GemmPath::Avx512Vnni) {
-    vnni(x, w, bias, y);
+    vnni(x, w, bias, residual, y);
     return {};
   }
 #endif
-  portable(x, w, bias, y);
+  portable(x, w, bias, residual, y);
   return {};
 }
 

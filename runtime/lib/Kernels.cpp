@@ -84,24 +84,26 @@ Status embedding(const float *table, int64_t vocab, int64_t hidden,
   return {};
 }
 
+void rmsNormRow(const float *xr, const float *gain, int64_t cols, double eps,
+                float *o) {
+  float epsf = static_cast<float>(eps);
+  // Accumulate in double, round the mean to float: fp32 semantics with a
+  // summation error independent of the row length.
+  double ss = 0;
+  for (int64_t c = 0; c < cols; ++c)
+    ss += static_cast<double>(xr[c]) * xr[c];
+  float denom = std::sqrt(static_cast<float>(ss / cols) + epsf);
+  for (int64_t c = 0; c < cols; ++c) {
+    float y = xr[c] / denom;
+    o[c] = gain ? y * gain[c] : y;
+  }
+}
+
 void rmsNorm(const float *x, const float *gain, int64_t rows, int64_t cols,
              double eps, float *out) {
-  float epsf = static_cast<float>(eps);
 #pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float *xr = x + r * cols;
-    float *o = out + r * cols;
-    // Accumulate in double, round the mean to float: fp32 semantics with a
-    // summation error independent of the row length.
-    double ss = 0;
-    for (int64_t c = 0; c < cols; ++c)
-      ss += static_cast<double>(xr[c]) * xr[c];
-    float denom = std::sqrt(static_cast<float>(ss / cols) + epsf);
-    for (int64_t c = 0; c < cols; ++c) {
-      float y = xr[c] / denom;
-      o[c] = gain ? y * gain[c] : y;
-    }
-  }
+  for (int64_t r = 0; r < rows; ++r)
+    rmsNormRow(x + r * cols, gain, cols, eps, out + r * cols);
 }
 
 void linear(const float *x, const float *w, const float *bias, int64_t rows,
@@ -439,6 +441,10 @@ W4A4_VECTOR_CLONES double logSumExpShifted(const float *__restrict row,
   return std::log(sum);
 }
 } // namespace
+
+void swigluRow(const float *gate, const float *up, int64_t n, float *out) {
+  swigluRange(gate, up, n, out);
+}
 
 void swiglu(const float *gate, const float *up, int64_t n, float *out) {
   // Chunks of whole cache lines per thread; each chunk one vector loop.

@@ -11,6 +11,11 @@
  *   run-artifact DIR IDS check PREFILL RELTOL
  * runs both (w4a4_forward on all ids; the prefill and then decode steps)
  * and fails unless every logit agrees within RELTOL x the largest |logit|.
+ *   run-artifact DIR IDS last K RELTOL
+ * compares w4a4_forward_last(K) with the last K rows of w4a4_forward, and
+ * w4a4_forward_last(0) of all but K ids + w4a4_decode_last(1) of the K
+ * others with the last row (the row-wise tail), within RELTOL x the largest
+ * |logit| (0: bit for bit).
  * IDS may be "random:N": N ids drawn from the vocabulary (fixed seed).
  * Errors go to stderr, exit code 1.
  *
@@ -26,6 +31,8 @@
 typedef w4a4_model *(*open_fn)(const char *, char *, size_t);
 typedef int (*forward_fn)(w4a4_model *, const int64_t *, int64_t, int64_t,
                           float *);
+typedef int (*last_fn)(w4a4_model *, const int64_t *, int64_t, int64_t, int64_t,
+                       float *);
 typedef int64_t (*vocab_fn)(const w4a4_model *);
 typedef int64_t (*length_fn)(const w4a4_model *);
 typedef const char *(*error_fn)(const w4a4_model *);
@@ -82,6 +89,60 @@ int main(int argc, char **argv) {
       if (*end == ',')
         ++end;
     }
+  }
+  if (argc > 5 && strcmp(argv[3], "last") == 0) {
+    last_fn forward_last = (last_fn)dlsym(h, "w4a4_forward_last");
+    last_fn decode_last = (last_fn)dlsym(h, "w4a4_decode_last");
+    int64_t k = strtoll(argv[4], NULL, 10);
+    double tol = strtod(argv[5], NULL);
+    float *all = malloc(sizeof(float) * n * v);
+    float *part = malloc(sizeof(float) * (k > 0 ? k : 1) * v);
+    int ok = forward_last && decode_last && k >= 1 && k <= n;
+    if (!ok)
+      fprintf(stderr,
+              "run-artifact: last: needs 1 <= K <= %lld and "
+              "w4a4_forward_last\n",
+              (long long)n);
+    if (ok && (forward(m, ids, 1, n, all) != 0 ||
+               forward_last(m, ids, 1, n, k, part) != 0)) {
+      fprintf(stderr, "run-artifact: %s\n", last_error(m));
+      ok = 0;
+    }
+    double worst = 0, scale = 0;
+    for (int64_t i = 0; ok && i < k * v; ++i) {
+      double d = part[i] - all[(n - k) * v + i];
+      double a = all[(n - k) * v + i];
+      worst = d < 0 ? (-d > worst ? -d : worst) : (d > worst ? d : worst);
+      scale = a < 0 ? (-a > scale ? -a : scale) : (a > scale ? a : scale);
+    }
+    if (ok && (forward_last(m, ids, 1, n - k, 0, NULL) != 0 ||
+               cache_length(m) != n - k ||
+               decode_last(m, ids + n - k, 1, k, 1, part) != 0 ||
+               cache_length(m) != n)) {
+      fprintf(stderr, "run-artifact: %s (cache %lld)\n", last_error(m),
+              (long long)cache_length(m));
+      ok = 0;
+    }
+    double worstDecode = 0;
+    for (int64_t i = 0; ok && i < v; ++i) {
+      double d = part[i] - all[(n - 1) * v + i];
+      d = d < 0 ? -d : d;
+      worstDecode = d > worstDecode ? d : worstDecode;
+    }
+    if (ok)
+      printf("%lld tokens, last %lld: max |forward_last - forward| = %.3g, "
+             "max |decode_last - forward| = %.3g (max |logit| %.3g; "
+             "tolerance %.3g)\n",
+             (long long)n, (long long)k, worst, worstDecode, scale, tol);
+    if (ok && !(worst <= tol * scale && worstDecode <= tol * scale)) {
+      fprintf(stderr, "run-artifact: the scored rows differ\n");
+      ok = 0;
+    }
+    free(all);
+    free(part);
+    close(m);
+    free(ids);
+    return ok ? 0 : 1;
   }
   int check = argc > 5 && strcmp(argv[3], "check") == 0;
   int rc = 1;

@@ -6,6 +6,7 @@
 
 #include <bitset>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 
@@ -223,6 +224,41 @@ TEST(Hadamard, StridedIsCrossHeadKronecker) {
       }
   EXPECT_FALSE(
       hadamardRows(x.data(), 1, width, heads, nullptr, false, y.data(), 3));
+}
+
+// The fused producers apply the transform in place, row by row: the same
+// values as hadamardRows() out of place, for each order, stride, sign
+// vector and direction; impossible shapes are refused.
+TEST(Hadamard, RowTransformInPlaceEqualsRows) {
+  std::mt19937_64 rng(7);
+  std::normal_distribution<float> normal;
+  struct Case {
+    int64_t width, size, stride;
+  };
+  for (Case c : {Case{64, 64, 1}, Case{192, 192, 1}, Case{96, 12, 1},
+                 Case{128, 4, 32}, Case{40, 20, 2}}) {
+    std::vector<float> x(3 * c.width), signs(c.width);
+    for (float &v : x)
+      v = normal(rng);
+    for (float &v : signs)
+      v = normal(rng) < 0 ? -1.0f : 1.0f;
+    auto h = HadamardRowTransform::create(c.width, c.size, c.stride);
+    ASSERT_TRUE(h.has_value()) << c.width << " " << c.size;
+    for (bool inverse : {false, true}) {
+      std::vector<float> ref(x.size());
+      ASSERT_TRUE(hadamardRows(x.data(), 3, c.width, c.size, signs.data(),
+                               inverse, ref.data(), c.stride));
+      std::vector<float> y = x, t, u;
+      for (int64_t r = 0; r < 3; ++r)
+        h->apply(y.data() + r * c.width, signs.data(), inverse,
+                 y.data() + r * c.width, t, u);
+      EXPECT_EQ(0, std::memcmp(y.data(), ref.data(), sizeof(float) * y.size()))
+          << c.width << " " << c.size << " " << c.stride << " " << inverse;
+    }
+  }
+  EXPECT_FALSE(HadamardRowTransform::create(12, 8, 1).has_value());
+  EXPECT_FALSE(HadamardRowTransform::create(64, 64, 2).has_value());
+  EXPECT_FALSE(HadamardRowTransform::create(64, 0, 1).has_value());
 }
 
 } // namespace

@@ -139,7 +139,38 @@ TEST(IntGemm, PathsAreBitIdenticalToNaiveIntegerReference) {
         ASSERT_EQ(0,
                   std::memcmp(y.data(), ref.data(), y.size() * sizeof(float)))
             << "path " << static_cast<int>(p);
+        // A residual in the epilogue rounds as a separate add would.
+        auto residual = randn(c.rows * c.out);
+        std::vector<float> sum(y.size());
+        for (size_t i = 0; i < y.size(); ++i)
+          sum[i] = ref[i] + residual[i];
+        ASSERT_TRUE(intGemm(x, w, b, y.data(), p, residual.data()).ok());
+        ASSERT_EQ(0,
+                  std::memcmp(y.data(), sum.data(), y.size() * sizeof(float)))
+            << "path " << static_cast<int>(p) << " with a residual";
       }
+    }
+  }
+}
+
+// A fused producer (rows made one at a time into a buffer) quantizes to
+// the codes and scales of producing every row first, at ragged widths.
+TEST(IntGemm, QuantizeProducedEqualsQuantizeActivations) {
+  for (int64_t cols : {1, 7, 64, 100, 768}) {
+    for (int64_t rows : {0, 1, 5, 70}) {
+      auto xf = randn(rows * cols);
+      for (float &v : xf)
+        v = v * 3.0f - 0.5f;
+      QuantizedRows ref, fused;
+      quantizeActivations(xf.data(), rows, cols, 4, 0.9, ref);
+      quantizeProduced(rows, cols, 4, 0.9, fused, [&](int64_t r, float *row) {
+        std::memcpy(row, xf.data() + r * cols, sizeof(float) * cols);
+      });
+      EXPECT_EQ(ref.rows, fused.rows);
+      EXPECT_EQ(ref.stride, fused.stride);
+      EXPECT_EQ(ref.codes, fused.codes) << rows << "x" << cols;
+      EXPECT_EQ(0, std::memcmp(ref.scales.data(), fused.scales.data(),
+                               sizeof(float) * rows));
     }
   }
 }

@@ -61,6 +61,10 @@ static cl::opt<std::string>
     tokenizer("tokenizer", cl::init(""),
               cl::desc("A tokenizer model to copy into the artifact (its "
                        "file name goes into the manifest)"));
+static cl::opt<bool>
+    noFuse("no-fuse", cl::init(false),
+           cl::desc("Skip --w4a4k-fuse (norm / SwiGLU producers fused with "
+                    "their quantization, residual adds in GEMM epilogues)"));
 static cl::opt<std::string> cxx("cxx", cl::init(W4A4_DEFAULT_CXX),
                                 cl::desc("C++ compiler for libmodel.so"));
 static cl::opt<std::string>
@@ -102,6 +106,9 @@ Error writeArtifact(mlir::ModuleOp module) {
   mlir::w4a4::W4A4LowerToKernelsOptions options;
   options.target = target;
   lower.addPass(mlir::w4a4::createW4A4LowerToKernels(options));
+  if (!noFuse)
+    lower.addPass(mlir::w4a4::createW4A4KFuse());
+  lower.addPass(mlir::w4a4::createW4A4KSplitTail());
   lower.addPass(mlir::w4a4::createW4A4KPlanBuffers());
   if (mlir::failed(lower.run(module)))
     return fail(inputPath + ": cannot lower to target '" + target + "'");

@@ -130,6 +130,8 @@ public:
         reinterpret_cast<decltype(m->api.forward)>(sym("w4a4_forward"));
     m->api.decode =
         reinterpret_cast<decltype(m->api.decode)>(sym("w4a4_decode"));
+    m->api.forwardLast = reinterpret_cast<decltype(m->api.forwardLast)>(
+        sym("w4a4_forward_last"));
     m->api.vocab = reinterpret_cast<decltype(m->api.vocab)>(sym("w4a4_vocab"));
     m->api.maxTokens =
         reinterpret_cast<decltype(m->api.maxTokens)>(sym("w4a4_max_tokens"));
@@ -138,7 +140,8 @@ public:
     m->api.error =
         reinterpret_cast<decltype(m->api.error)>(sym("w4a4_last_error"));
     m->api.close = reinterpret_cast<decltype(m->api.close)>(sym("w4a4_close"));
-    if (!m->api.open || !m->api.forward || !m->api.decode || !m->api.vocab ||
+    if (!m->api.open || !m->api.forward || !m->api.decode ||
+        !m->api.forwardLast || !m->api.vocab ||
         !m->api.maxTokens || !m->api.threads || !m->api.error || !m->api.close)
       return createStringError(std::string(lib) + ": not a w4a4-compile "
                                                   "library (w4a4_* missing)");
@@ -179,17 +182,18 @@ public:
     int64_t n = ids.size(), v = vocab();
     if (begin < 0 || end > n || begin >= end)
       return createStringError("positions out of range");
-    std::vector<float> all(static_cast<size_t>(n * v));
-    if (api.forward(model, ids.data(), 1, n, all.data()) != 0)
+    // The rows from `begin` to the end through the row-wise tail.
+    std::vector<float> rows(static_cast<size_t>((n - begin) * v));
+    if (api.forwardLast(model, ids.data(), 1, n, n - begin, rows.data()) != 0)
       return createStringError(api.error(model));
-    return std::vector<float>(all.begin() + begin * v, all.begin() + end * v);
+    rows.resize(static_cast<size_t>((end - begin) * v));
+    return rows;
   }
   Expected<std::vector<float>> start(const std::vector<int64_t> &ids) override {
-    int64_t n = ids.size(), v = vocab();
-    std::vector<float> all(static_cast<size_t>(n * v));
-    if (api.forward(model, ids.data(), 1, n, all.data()) != 0)
+    std::vector<float> row(static_cast<size_t>(vocab()));
+    if (api.forwardLast(model, ids.data(), 1, ids.size(), 1, row.data()) != 0)
       return createStringError(api.error(model));
-    return lastRow(all.data(), n, v);
+    return row;
   }
   Expected<std::vector<float>> next(int64_t id) override {
     std::vector<float> row(static_cast<size_t>(vocab()));
@@ -215,6 +219,8 @@ public:
                    float *) = nullptr;
     int (*decode)(w4a4_model *, const int64_t *, int64_t, int64_t,
                   float *) = nullptr;
+    int (*forwardLast)(w4a4_model *, const int64_t *, int64_t, int64_t,
+                       int64_t, float *) = nullptr;
     int64_t (*vocab)(const w4a4_model *) = nullptr;
     int64_t (*maxTokens)(const w4a4_model *) = nullptr;
     int (*threads)(w4a4_model *, int) = nullptr;

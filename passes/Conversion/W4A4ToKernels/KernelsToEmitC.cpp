@@ -170,6 +170,12 @@ public:
       v = call("seq", b.getI64Type(), {}, {i64(extra)});
     return v;
   }
+  /// The rows of a tail op (w4a4k.tail): the positions the call scores.
+  Value scored() {
+    if (!scoredValue)
+      scoredValue = call("scoredRows", b.getI64Type(), {}, {});
+    return scoredValue;
+  }
   Value batch() {
     if (!batchValue)
       batchValue = call("batch", b.getI64Type(), {}, {});
@@ -258,7 +264,7 @@ public:
   Type fptr, cfptr, idsPtr;
   llvm::DenseMap<Value, Value> pointers;
   std::map<int64_t, Value> rowsCache, seqCache;
-  Value batchValue;
+  Value batchValue, scoredValue;
   std::map<std::pair<Operation *, Operation *>, int> packIndex;
 };
 
@@ -331,17 +337,20 @@ struct KernelsToEmitCPass
         return e.arg(ops.size());
       };
       int64_t x = e.extraOf(op);
+      auto rowsOf = [&] {
+        return op->hasAttr("w4a4k.tail") ? e.scored() : e.rows(x);
+      };
       if (auto k = dyn_cast<w4a4k::EmbeddingOp>(op)) {
         auto t = cast<RankedTensorType>(k.getTable().getType());
         Value out = e.output(op);
         e.call("embedding", {},
-               {e.ptr(k.getTable()), e.ptr(k.getIds()), e.rows(x), out},
+               {e.ptr(k.getTable()), e.ptr(k.getIds()), rowsOf(), out},
                {e.arg(1), e.i64(t.getShape()[0]), e.i64(t.getShape()[1]),
                 e.arg(2), e.arg(3), e.arg(4)});
       } else if (auto k = dyn_cast<w4a4k::RMSNormOp>(op)) {
         SmallVector<Value> ops{act(0)};
         Attribute gain = opt(k.getGain(), ops);
-        ops.push_back(e.rows(x));
+        ops.push_back(rowsOf());
         unsigned rowsArg = ops.size();
         ops.push_back(e.output(op));
         e.call("rmsNorm", {}, ops,
@@ -350,7 +359,7 @@ struct KernelsToEmitCPass
       } else if (auto k = dyn_cast<w4a4k::GemmOp>(op)) {
         SmallVector<Value> ops{act(0), in(1)};
         Attribute bias = opt(k.getBias(), ops);
-        ops.push_back(e.rows(x));
+        ops.push_back(rowsOf());
         unsigned rowsArg = ops.size();
         ops.push_back(e.output(op));
         e.call("gemm", {}, ops,
@@ -364,7 +373,7 @@ struct KernelsToEmitCPass
           continue;
         }
         int64_t slot = qslot.getInt();
-        e.call("quantize", {}, {act(0), e.rows(x)},
+        e.call("quantize", {}, {act(0), rowsOf()},
                {e.i64(slot), e.arg(1), e.arg(2), e.i64(k.getType().getWidth()),
                 e.i64(k.getType().getBits()),
                 e.f64(k.getClipRatio().convertToDouble())});
@@ -380,14 +389,50 @@ struct KernelsToEmitCPass
         int64_t slot = qslot.getInt();
         SmallVector<Value> ops;
         Attribute bias = opt(k.getBias(), ops);
-        ops.push_back(e.rows(x));
+        Attribute residual = opt(k.getResidual(), ops);
+        ops.push_back(rowsOf());
         unsigned rowsArg = ops.size();
         ops.push_back(e.output(op));
         e.call("qgemm", {}, ops,
                {e.i64(slot), b.getI32IntegerAttr(e.pack(k, packs)), bias,
-                e.arg(rowsArg), e.arg(rowsArg + 1)});
+                residual, e.arg(rowsArg), e.arg(rowsArg + 1)});
+      } else if (auto k = dyn_cast<w4a4k::RMSNormQuantizeOp>(op)) {
+        auto qslot = op->getAttrOfType<IntegerAttr>("w4a4k.qslot");
+        if (!qslot) {
+          e.unplanned = op;
+          continue;
+        }
+        SmallVector<Value> ops{act(0)};
+        Attribute gain = opt(k.getGain(), ops);
+        ops.push_back(rowsOf());
+        e.call("rmsNormQuantize", {}, ops,
+               {e.i64(qslot.getInt()), e.arg(1), gain, e.arg(ops.size()),
+                e.i64(width(k.getInput())),
+                e.f64(k.getEpsilon().convertToDouble()),
+                e.i64(k.getType().getBits()),
+                e.f64(k.getClipRatio().convertToDouble())});
+      } else if (auto k = dyn_cast<w4a4k::SwiGLUQuantizeOp>(op)) {
+        auto qslot = op->getAttrOfType<IntegerAttr>("w4a4k.qslot");
+        if (!qslot) {
+          e.unplanned = op;
+          continue;
+        }
+        SmallVector<Value> ops{act(0), act(1)};
+        Attribute signs = opt(k.getSigns(), ops);
+        ops.push_back(rowsOf());
+        e.call("swigluQuantize", {}, ops,
+               {e.i64(qslot.getInt()), e.arg(1), e.arg(2), e.arg(ops.size()),
+                e.i64(width(k.getGate())), e.i64(k.getHadamardSize()), signs,
+                e.flag(k.getHadamardInverse()), e.i64(k.getHadamardStride()),
+                e.i64(k.getType().getBits()),
+                e.f64(k.getClipRatio().convertToDouble())});
+      } else if (auto k = dyn_cast<w4a4k::TailRowsOp>(op)) {
+        Value bt = e.batch(), sq = e.seq(x);
+        e.call("tailRows", {}, {act(0), bt, sq, e.output(op)},
+               {e.arg(1), e.arg(2), e.arg(3), e.i64(width(k.getInput())),
+                e.arg(4)});
       } else if (auto k = dyn_cast<w4a4k::FakeQuantOp>(op)) {
-        Value rows = e.rows(x);
+        Value rows = rowsOf();
         e.call("fakeQuant", {}, {act(0), rows, e.output(op)},
                {e.arg(1), e.arg(2), e.i64(width(k.getInput())),
                 e.i64(k.getBits()), e.f64(k.getClipRatio().convertToDouble()),
@@ -421,13 +466,13 @@ struct KernelsToEmitCPass
                 e.f64(k.getScale().convertToDouble()), e.arg(bArg + 2)});
       } else if (isa<w4a4k::SwiGLUOp, w4a4k::AddOp>(op)) {
         e.call(isa<w4a4k::AddOp>(op) ? "add" : "swiglu", {},
-               {act(0), act(1), e.rows(x), e.output(op)},
+               {act(0), act(1), rowsOf(), e.output(op)},
                {e.arg(1), e.arg(2), e.arg(3), e.i64(width(op->getResult(0))),
                 e.arg(4)});
       } else if (auto k = dyn_cast<w4a4k::HadamardOp>(op)) {
         SmallVector<Value> ops{act(0)};
         Attribute signs = opt(k.getSigns(), ops);
-        ops.push_back(e.rows(x));
+        ops.push_back(rowsOf());
         unsigned rowsArg = ops.size();
         ops.push_back(e.output(op));
         e.call("hadamard", {}, ops,
@@ -521,6 +566,8 @@ struct KernelsToEmitCPass
             std::max<int64_t>(cacheLayers, int64_t(*a.getCacheLayer()) + 1);
     });
     bool perCall = func->hasAttr("w4a4k.per_call_registers");
+    bool rowTail = false;
+    func.walk([&](w4a4k::TailRowsOp) { rowTail = true; });
     char sum[32];
     std::snprintf(sum, sizeof sum, "0x%016" PRIx64 "ull", checksum);
     tables +=
@@ -537,8 +584,8 @@ struct KernelsToEmitCPass
             func->getAttrOfType<IntegerAttr>("w4a4k.qrows_slots").getInt()) +
         ",\n  " + std::to_string(resultType.getShape().back()) + ", " +
         std::to_string(batchDim) + ", " + std::to_string(maxTokens) + ", " +
-        std::to_string(cacheLayers) + ", " + (perCall ? "1" : "0") +
-        ", forward_body};\n";
+        std::to_string(cacheLayers) + ", " + (perCall ? "1" : "0") + ", " +
+        (rowTail ? "1" : "0") + ", forward_body};\n";
     tables += "} // namespace\n";
     tables += "extern \"C\" w4a4_model *w4a4_open(const char *dir, char *err, "
               "size_t err_len) {\n  return w4a4::cc::open(&kSpec, dir, err, "

@@ -99,7 +99,7 @@ struct LowerQLinear : OpRewritePattern<QLinearOp> {
                               op.getActClipRatioAttr());
     Value y = w4a4k::QGemmOp::create(
         rewriter, loc, type, xq, op.getWeightCodes(), op.getWeightScales(),
-        op.getBias(), op.getWeightBitsAttr(),
+        op.getBias(), /*residual=*/Value(), op.getWeightBitsAttr(),
         rewriter.getI64IntegerAttr(type.getShape().back()),
         op.getGroupSizeAttr(), rewriter.getStringAttr(layout));
     if (Value left = op.getLowRankLeft()) {

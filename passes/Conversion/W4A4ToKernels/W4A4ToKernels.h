@@ -16,6 +16,10 @@ namespace mlir::w4a4 {
 void populateW4A4ToKernelsPatterns(RewritePatternSet &patterns,
                                    StringRef target);
 
+/// The patterns of --w4a4k-fuse: rms_norm -> quantize, swiglu ->
+/// [hadamard] -> quantize, add(qgemm, r) -> qgemm with a residual.
+void populateW4A4KFusionPatterns(RewritePatternSet &patterns);
+
 /// The weights a compiled @forward reads, in the order of weights.bin: every
 /// w4a4.weight of the function (f32 or i8), with its data (splats
 /// expanded into `owned`).

@@ -49,6 +49,9 @@ struct ModelSpec {
   int64_t cacheLayers;
   /// Registers applied on every call (not folded): no decoding.
   int64_t perCallRegisters;
+  /// The code runs its row-wise tail on the scored rows only
+  /// (w4a4k.tail_rows): the result has batch x scored rows.
+  int64_t rowTail;
   void (*forward)(Context *);
 };
 
@@ -62,6 +65,8 @@ int64_t batch(Context *c);
 /// The rows of an op whose sequence is the call's plus `extra`.
 int64_t rows(Context *c, int64_t extra);
 int64_t seq(Context *c, int64_t extra);
+/// The rows of the row-wise tail: batch x the positions the call scores.
+int64_t scoredRows(Context *c);
 const int64_t *ids(Context *c);
 float *slot(Context *c, int64_t offset);
 float *result(Context *c);
@@ -75,8 +80,22 @@ void gemm(Context *c, const float *x, const float *w, const float *bias,
           int64_t rows, int64_t in, int64_t out, float *y);
 void quantize(Context *c, int64_t qslot, const float *x, int64_t rows,
               int64_t cols, int64_t bits, double clip);
-void qgemm(Context *c, int64_t qslot, int pack, const float *bias, int64_t rows,
-           float *y);
+/// `residual` (may be null) is added in the epilogue, after the bias.
+void qgemm(Context *c, int64_t qslot, int pack, const float *bias,
+           const float *residual, int64_t rows, float *y);
+/// rms_norm then quantize, row by row (the normed rows are not stored).
+void rmsNormQuantize(Context *c, int64_t qslot, const float *x,
+                     const float *gain, int64_t rows, int64_t cols, double eps,
+                     int64_t bits, double clip);
+/// swiglu, then (hadamardSize > 0) a Hadamard transform, then quantize, row
+/// by row.
+void swigluQuantize(Context *c, int64_t qslot, const float *gate,
+                    const float *up, int64_t rows, int64_t cols,
+                    int64_t hadamardSize, const float *signs, bool inverse,
+                    int64_t stride, int64_t bits, double clip);
+/// The last `scored` rows of each sequence of x [batch, seq, width].
+void tailRows(Context *c, const float *x, int64_t batch, int64_t seq,
+              int64_t width, float *out);
 void fakeQuant(Context *c, const float *x, int64_t rows, int64_t cols,
                int64_t bits, double clip, int64_t group, float *out);
 /// Positions start at `offset` plus the KV cache's length.

@@ -70,6 +70,23 @@ bool hadamardRows(const float *x, int64_t rows, int64_t width, int64_t size,
                   const float *signs, bool inverse, float *y,
                   int64_t stride = 1);
 
+/// hadamardRows() one row at a time (fused producers): made once for a
+/// width, size and stride, then applied to rows with caller-owned scratch.
+/// Each row's values are those hadamardRows() computes. x and y may alias.
+class HadamardRowTransform {
+public:
+  /// std::nullopt where hadamardRows() would return false.
+  static std::optional<HadamardRowTransform> create(int64_t width, int64_t size,
+                                                    int64_t stride);
+  void apply(const float *x, const float *signs, bool inverse, float *y,
+             std::vector<float> &t, std::vector<float> &u) const;
+
+private:
+  int64_t width = 0, size = 0, stride = 1, m = 1, w = 1;
+  std::vector<int8_t> base;
+  float norm = 1.0f;
+};
+
 } // namespace w4a4::rt
 
 #endif // W4A4_RUNTIME_HADAMARD_H

@@ -13,6 +13,7 @@
 #include "w4a4/runtime/Status.h"
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace w4a4::rt {
@@ -82,12 +83,24 @@ bool hasAmxInt8();
 /// debugging (w4a4-run --int-gemm).
 void setPreferredGemmPath(GemmPath path);
 
-/// y [rows, out] = the quantized product (+ bias[out]). Auto picks AMX-INT8
+/// y [rows, out] = the quantized product (+ bias[out]) (+ residual[rows,
+/// out]: a residual add in the epilogue, after the bias, exactly as a
+/// separate add of the result would round). Auto picks AMX-INT8
 /// when available and the grouping allows it (per channel, or groups of a
 /// multiple of 64), else VNNI (per channel, or groups of a multiple of 4),
 /// else the portable loops; an explicit path that cannot run is an error.
 Status intGemm(const QuantizedRows &x, const PackedWeights &w,
-               const float *bias, float *y, GemmPath path = GemmPath::Auto);
+               const float *bias, float *y, GemmPath path = GemmPath::Auto,
+               const float *residual = nullptr);
+
+/// quantizeActivations() of rows that `produce(r, row)` writes, one row at
+/// a time into a per-thread buffer of `cols` floats (a fused producer: the
+/// fp32 rows are never stored). Bit-identical to producing every row and
+/// then quantizing.
+void quantizeProduced(int64_t rows, int64_t cols, int bits, double clip,
+                      QuantizedRows &out,
+                      const std::function<void(int64_t, float *)> &produce,
+                      GemmPath path = GemmPath::Auto);
 
 } // namespace w4a4::rt
 

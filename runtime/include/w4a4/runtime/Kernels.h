@@ -37,6 +37,9 @@ Status embedding(const float *table, int64_t vocab, int64_t hidden,
 /// out = x / sqrt(mean(x^2) + eps) (* gain), per row of `cols` features.
 void rmsNorm(const float *x, const float *gain, int64_t rows, int64_t cols,
              double eps, float *out);
+/// One row of rmsNorm() (the values rmsNorm() computes for it).
+void rmsNormRow(const float *x, const float *gain, int64_t cols, double eps,
+                float *out);
 
 /// y[rows, out] = x[rows, in] W[out, in]^T (+ bias[out]); the bias
 /// initializes the accumulator.
@@ -78,6 +81,8 @@ void attentionCached(const float *q, const float *k, const float *v,
 
 /// out = silu(gate) * up, elementwise.
 void swiglu(const float *gate, const float *up, int64_t n, float *out);
+/// swiglu() of n values on one thread (each value as swiglu() computes it).
+void swigluRow(const float *gate, const float *up, int64_t n, float *out);
 
 /// Perplexity scoring: nll[r] = -log softmax(logits[r, :])[targets[r]] for
 /// each of `rows` rows of `vocab` logits, as log(sum_v exp(l_v - max)) -

@@ -55,6 +55,20 @@ W4A4_API int w4a4_forward(w4a4_model *m, const int64_t *ids, int64_t batch,
 W4A4_API int w4a4_decode(w4a4_model *m, const int64_t *ids, int64_t batch,
                          int64_t seq, float *logits);
 
+/* w4a4_forward and w4a4_decode that write only the logits of the last
+ * `last` positions of each sequence (0 <= last <= seq): `logits` receives
+ * [batch, last, vocab] floats (may be NULL when last is 0: the call only
+ * fills the KV cache). Perplexity scores the last `stride` positions of a
+ * window, generation needs the last one; the model's final norm and LM head
+ * then run on those rows only (the row-wise tail). The rows agree with a
+ * full call's up to the fp32 GEMMs' rounding (the BLAS blocks its sums by
+ * the number of rows; integer GEMMs are exact): within 1e-5 of the largest
+ * |logit|, tested. */
+W4A4_API int w4a4_forward_last(w4a4_model *m, const int64_t *ids, int64_t batch,
+                               int64_t seq, int64_t last, float *logits);
+W4A4_API int w4a4_decode_last(w4a4_model *m, const int64_t *ids, int64_t batch,
+                              int64_t seq, int64_t last, float *logits);
+
 /* Empties the KV cache (w4a4_forward starts from an empty cache anyway). */
 W4A4_API void w4a4_reset(w4a4_model *m);
 
