@@ -93,6 +93,53 @@ bool hasAvx512() {
   return __builtin_cpu_supports("avx512f") &&
          __builtin_cpu_supports("avx512bw");
 }
+
+/// One row, AVX2: the AVX-512 row's operations on 8 lanes (bit-identical to
+/// both).
+__attribute__((target("avx2"))) void quantizeRowAvx2(const float *xr,
+                                                     int64_t cols, float clipf,
+                                                     float qmax, int bias,
+                                                     uint8_t *q, float &scale) {
+  const __m256 absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 mv = _mm256_setzero_ps();
+  int64_t c = 0;
+  for (; c + 8 <= cols; c += 8)
+    mv = _mm256_max_ps(mv, _mm256_and_ps(_mm256_loadu_ps(xr + c), absMask));
+  float lanes[8];
+  _mm256_storeu_ps(lanes, mv);
+  float mx = 0;
+  for (float l : lanes)
+    mx = std::max(mx, l);
+  for (; c < cols; ++c)
+    mx = std::max(mx, std::fabs(xr[c]));
+  float s = clipf * mx / qmax;
+  scale = s;
+  if (s == 0)
+    return;
+  const __m256 sv = _mm256_set1_ps(s), lo = _mm256_set1_ps(-qmax - 1),
+               hi = _mm256_set1_ps(qmax);
+  const __m256i bv = _mm256_set1_epi32(bias);
+  for (c = 0; c + 8 <= cols; c += 8) {
+    __m256 v = _mm256_div_ps(_mm256_loadu_ps(xr + c), sv);
+    v = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+    __m256i code = _mm256_add_epi32(_mm256_cvtps_epi32(v), bv);
+    // Codes are 0..255: pack to bytes (each 128-bit lane keeps its 4).
+    __m256i packed = _mm256_packus_epi16(_mm256_packus_epi32(code, code),
+                                         _mm256_setzero_si256());
+    int32_t low = _mm256_extract_epi32(packed, 0),
+            high = _mm256_extract_epi32(packed, 4);
+    std::memcpy(q + c, &low, 4);
+    std::memcpy(q + c + 4, &high, 4);
+  }
+  for (; c < cols; ++c)
+    q[c] = biasedCode(xr[c], s, qmax, bias);
+}
+
+bool hasAvx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2");
+}
 #endif
 
 } // namespace
@@ -109,9 +156,11 @@ void quantizeActivations(const float *x, int64_t rows, int64_t cols, int bits,
   out.scales.assign(rows, 0.0f);
   auto row = &quantizeRowPortable;
 #if defined(__x86_64__) && defined(__GNUC__)
-  static const bool avx512 = hasAvx512();
+  static const bool avx512 = hasAvx512(), avx2 = hasAvx2();
   if (path != GemmPath::Portable && avx512)
     row = &quantizeRowAvx512;
+  else if (path != GemmPath::Portable && avx2)
+    row = &quantizeRowAvx2;
 #endif
 #pragma omp parallel for schedule(static) if (rows * cols > 16384)
   for (int64_t r = 0; r < rows; ++r)
@@ -133,9 +182,11 @@ void quantizeProduced(int64_t rows, int64_t cols, int bits, double clip,
   out.scales.assign(rows, 0.0f);
   auto row = &quantizeRowPortable;
 #if defined(__x86_64__) && defined(__GNUC__)
-  static const bool avx512 = hasAvx512();
+  static const bool avx512 = hasAvx512(), avx2 = hasAvx2();
   if (path != GemmPath::Portable && avx512)
     row = &quantizeRowAvx512;
+  else if (path != GemmPath::Portable && avx2)
+    row = &quantizeRowAvx2;
 #endif
 #pragma omp parallel if (rows * cols > 16384)
   {
@@ -242,6 +293,15 @@ bool hasAvx512Vnni() {
 #endif
 }
 
+bool hasAvx2Gemm() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool has = hasAvx2();
+  return has;
+#else
+  return false;
+#endif
+}
+
 const char *gemmPathName(GemmPath path) {
   switch (path) {
   case GemmPath::Auto:
@@ -252,6 +312,8 @@ const char *gemmPathName(GemmPath path) {
     return "vnni";
   case GemmPath::AmxInt8:
     return "amx";
+  case GemmPath::Avx2:
+    return "avx2";
   }
   return "unknown";
 }
@@ -443,6 +505,110 @@ vnni(const QuantizedRows &x, const PackedWeights &w, const float *bias,
 }
 #endif
 
+/// Whether vpmaddubsw's int16 pair sums of a-bit biased activations and
+/// w-bit weights cannot saturate: 2 (2^a - 1) 2^(w-1) <= 32767.
+bool avx2Exact(int actBits, int weightBits) {
+  return 2 * ((int64_t{1} << actBits) - 1) * (int64_t{1} << (weightBits - 1)) <=
+         32767;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/// The AVX2 path (CPUs without AVX-512, e.g. AMD Zen 2/3): the VNNI panels
+/// read 8 outputs at a time; u8 x s8 products summed in pairs to int16
+/// (vpmaddubsw) and in fours to int32 (vpmaddwd with ones). Only where the
+/// pair sums cannot saturate (avx2Exact), else the caller takes another
+/// path. int32 sums are exact, and the epilogue is the scalar one's
+/// operations on 8 lanes, so the result is bit-identical to the other paths.
+
+__attribute__((target("avx2"))) void avx2(const QuantizedRows &x,
+                                          const PackedWeights &w,
+                                          const float *bias,
+                                          const float *residual, float *y) {
+  int32_t xBias = 1 << (x.bits - 1);
+  int64_t groupLen = w.group ? w.group : w.stride;
+  int64_t k4s = w.stride / 4, blocks = (w.out + 15) / 16;
+  constexpr int64_t R = 4;
+  int64_t rowTiles = (x.rows + R - 1) / R;
+  const __m256i xBiasV = _mm256_set1_epi32(xBias);
+  const __m256i ones = _mm256_set1_epi16(1);
+#pragma omp parallel
+  {
+    // Running float sums of one tile (R rows x 16 outputs) over the groups.
+    __m256 sums[R][2];
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t rt = 0; rt < rowTiles; ++rt)
+      for (int64_t bk = 0; bk < blocks; ++bk) {
+        int64_t t0 = rt * R, o0 = bk * 16;
+        const uint8_t *xr[R];
+        for (int64_t r = 0; r < R; ++r)
+          xr[r] = x.codes.data() + std::min(t0 + r, x.rows - 1) * x.stride;
+        for (int64_t r = 0; r < R; ++r)
+          sums[r][0] = sums[r][1] = _mm256_setzero_ps();
+        for (int64_t g = 0; g < w.groups; ++g) {
+          __m256i a[R][2];
+          for (int64_t r = 0; r < R; ++r)
+            a[r][0] = a[r][1] = _mm256_setzero_si256();
+          int64_t k0 = g * groupLen / 4, k1 = (g + 1) * groupLen / 4;
+          const int8_t *p = w.panels.data() + (bk * k4s + k0) * 64;
+          for (int64_t k = k0; k < k1; ++k, p += 64) {
+            __m256i w0 =
+                _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p));
+            __m256i w1 =
+                _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + 32));
+            for (int64_t r = 0; r < R; ++r) {
+              __m256i xb = _mm256_set1_epi32(
+                  *reinterpret_cast<const int32_t *>(xr[r] + 4 * k));
+              a[r][0] = _mm256_add_epi32(
+                  a[r][0],
+                  _mm256_madd_epi16(_mm256_maddubs_epi16(xb, w0), ones));
+              a[r][1] = _mm256_add_epi32(
+                  a[r][1],
+                  _mm256_madd_epi16(_mm256_maddubs_epi16(xb, w1), ones));
+            }
+          }
+          for (int64_t h = 0; h < 2; ++h) {
+            int64_t o = o0 + 8 * h;
+            __m256i corr = _mm256_mullo_epi32(
+                xBiasV, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(
+                            w.codeSumsByGroup.data() + g * w.outPadded + o)));
+            __m256 sc =
+                _mm256_loadu_ps(w.scalesByGroup.data() + g * w.outPadded + o);
+            for (int64_t r = 0; r < R; ++r)
+              sums[r][h] = _mm256_add_ps(
+                  sums[r][h],
+                  _mm256_mul_ps(
+                      _mm256_cvtepi32_ps(_mm256_sub_epi32(a[r][h], corr)), sc));
+          }
+        }
+        int64_t nr = std::min(R, x.rows - t0);
+        for (int64_t r = 0; r < nr; ++r)
+          for (int64_t h = 0; h < 2; ++h) {
+            int64_t o = o0 + 8 * h, valid = std::min<int64_t>(8, w.out - o);
+            if (valid <= 0)
+              continue;
+            float *yRow = y + (t0 + r) * w.out;
+            const float *resRow =
+                residual ? residual + (t0 + r) * w.out : nullptr;
+            __m256 v =
+                _mm256_mul_ps(sums[r][h], _mm256_set1_ps(x.scales[t0 + r]));
+            float extra[8] = {};
+            if (bias) {
+              std::memcpy(extra, bias + o, sizeof(float) * valid);
+              v = _mm256_add_ps(v, _mm256_loadu_ps(extra));
+            }
+            if (resRow) {
+              std::memcpy(extra, resRow + o, sizeof(float) * valid);
+              v = _mm256_add_ps(v, _mm256_loadu_ps(extra));
+            }
+            float out[8];
+            _mm256_storeu_ps(out, v);
+            std::memcpy(yRow + o, out, sizeof(float) * valid);
+          }
+      }
+  }
+}
+#endif
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #define W4A4_AMX_TARGET                                                        \
   __attribute__((target("amx-tile,amx-int8,avx512f,avx512bw")))
@@ -573,10 +739,16 @@ Status intGemm(const QuantizedRows &x, const PackedWeights &w,
                          " does not match the weights' " +
                          std::to_string(w.in));
   bool vnniOk = hasAvx512Vnni() && (w.group == 0 || w.group % 4 == 0);
+  bool avx2Ok = hasAvx2Gemm() && (w.group == 0 || w.group % 4 == 0) &&
+                avx2Exact(x.bits, w.bits);
   bool amxOk = hasAmxInt8() && (w.group == 0 || w.group % 64 == 0);
   if (path == GemmPath::Avx512Vnni && !vnniOk)
     return Status::error("the AVX-512-VNNI path is unavailable here (CPU, or "
                          "groups not a multiple of 4)");
+  if (path == GemmPath::Avx2 && !avx2Ok)
+    return Status::error("the AVX2 path is unavailable here (CPU, groups "
+                         "not a multiple of 4, or codes whose pair sums "
+                         "exceed int16)");
   if (path == GemmPath::AmxInt8 && !amxOk)
     return Status::error("the AMX-INT8 path is unavailable here (CPU, the "
                          "kernel's permission, or groups not a multiple of "
@@ -584,9 +756,11 @@ Status intGemm(const QuantizedRows &x, const PackedWeights &w,
   if (path == GemmPath::Auto) {
     GemmPath preferred = preferredPath.load(std::memory_order_relaxed);
     amxOk &= preferred == GemmPath::Auto || preferred == GemmPath::AmxInt8;
-    vnniOk &= preferred != GemmPath::Portable;
+    vnniOk &= preferred != GemmPath::Portable && preferred != GemmPath::Avx2;
+    avx2Ok &= preferred != GemmPath::Portable;
     path = amxOk    ? GemmPath::AmxInt8
            : vnniOk ? GemmPath::Avx512Vnni
+           : avx2Ok ? GemmPath::Avx2
                     : GemmPath::Portable;
   }
   if (x.codes.size() < static_cast<size_t>(paddedRows(x.rows) * x.stride))
@@ -599,6 +773,10 @@ Status intGemm(const QuantizedRows &x, const PackedWeights &w,
   }
   if (path == GemmPath::Avx512Vnni) {
     vnni(x, w, bias, residual, y);
+    return {};
+  }
+  if (path == GemmPath::Avx2) {
+    avx2(x, w, bias, residual, y);
     return {};
   }
 #endif

@@ -128,6 +128,9 @@ TEST(IntGemm, PathsAreBitIdenticalToNaiveIntegerReference) {
                            static_cast<const float *>(bias.data())}) {
       auto ref = naive(x, codes, scales, c.out, c.in, c.group, b);
       std::vector<GemmPath> paths = {GemmPath::Portable};
+      if (hasAvx2Gemm() && (c.group == 0 || c.group % 4 == 0) &&
+          2 * ((1 << x.bits) - 1) * (1 << (c.bits - 1)) <= 32767)
+        paths.push_back(GemmPath::Avx2);
       if (hasAvx512Vnni() && (c.group == 0 || c.group % 4 == 0))
         paths.push_back(GemmPath::Avx512Vnni);
       if (hasAmxInt8() && (c.group == 0 || c.group % 64 == 0))
@@ -215,8 +218,8 @@ TEST(IntGemm, ActivationQuantizationFollowsTheSpec) {
 }
 
 TEST(IntGemm, ActivationQuantizationPathsAreBitIdentical) {
-  if (!hasAvx512Vnni())
-    GTEST_SKIP() << "no AVX-512 here";
+  if (!hasAvx512Vnni() && !hasAvx2Gemm())
+    GTEST_SKIP() << "no AVX-512 or AVX2 here";
   std::normal_distribution<float> d(0.0f, 3.0f);
   for (int64_t cols : {1, 15, 16, 17, 64, 200, 768})
     for (int bits : {2, 4, 8}) {

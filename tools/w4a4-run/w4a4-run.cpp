@@ -88,6 +88,8 @@ static cl::opt<w4a4::rt::GemmPath> intGemm(
         clEnumValN(w4a4::rt::GemmPath::Auto, "auto", "the fastest available"),
         clEnumValN(w4a4::rt::GemmPath::AmxInt8, "amx", "AMX-INT8 tiles"),
         clEnumValN(w4a4::rt::GemmPath::Avx512Vnni, "vnni", "AVX-512-VNNI"),
+        clEnumValN(w4a4::rt::GemmPath::Avx2, "avx2",
+                   "AVX2 (vpmaddubsw; 4-bit activations)"),
         clEnumValN(w4a4::rt::GemmPath::Portable, "portable",
                    "plain C++ loops")));
 static cl::opt<std::string>
@@ -309,7 +311,7 @@ int main(int argc, char **argv) {
       return fail("--generate needs one of --prompt and --ids");
     for (auto *o : std::initializer_list<cl::Option *>{
              &textFile, &tokensFile, &positionsArg, &dumpLogits, &kvSplits,
-             &dumpCache, &ctx, &stride, &maxTokens, &allPositions, &jsonOut})
+             &dumpCache, &ctx, &stride, &maxTokens, &allPositions})
       if (o->getNumOccurrences())
         return fail("--" + o->ArgStr + " does not apply to --generate");
     if (maxNewTokens < 1)
@@ -429,6 +431,7 @@ int main(int argc, char **argv) {
     std::string shown;
     auto t0 = std::chrono::steady_clock::now();
     auto logits = model->start(input);
+    auto tPrefill = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < maxNewTokens; ++i) {
       if (!logits)
         return fail(modelPath + ": " + toString(logits.takeError()));
@@ -456,10 +459,31 @@ int main(int argc, char **argv) {
     double wall =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
             .count();
-    errs() << formatv("w4a4-run: {0} prompt + {1} new tokens in {2:F2} s "
-                      "({3:F1} new tokens/s; {4})\n",
-                      input.size(), generated.size(), wall,
-                      generated.size() / wall, model->kind());
+    double prefill = std::chrono::duration<double>(tPrefill - t0).count();
+    // Tokens after the first come from decode steps.
+    double decodeSteps = static_cast<double>(generated.size()) - 1;
+    double decode = wall - prefill;
+    errs() << formatv(
+        "w4a4-run: {0} prompt + {1} new tokens in {2:F2} s "
+        "({3:F1} new tokens/s; prefill {4:F3} s, decode {5:F1} "
+        "tokens/s; {6})\n",
+        input.size(), generated.size(), wall, generated.size() / wall, prefill,
+        decodeSteps > 0 ? decodeSteps / decode : 0.0, model->kind());
+    if (!jsonOut.empty()) {
+      nlohmann::json j = {
+          {"model", modelPath},
+          {"prompt_tokens", input.size()},
+          {"new_tokens", generated.size()},
+          {"generated", generated},
+          {"prefill_s", prefill},
+          {"decode_s", decode},
+          {"decode_tokens_per_s", decodeSteps > 0 ? decodeSteps / decode : 0.0},
+          {"wall_s", wall},
+          {"how", model->kind()},
+          {"threads", static_cast<int>(numThreads)}};
+      if (Error e = ::w4a4::writeFileAtomically(jsonOut, j.dump(2) + "\n"))
+        return fail(toString(std::move(e)));
+    }
     return 0;
   }
 

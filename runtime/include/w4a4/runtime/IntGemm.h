@@ -29,8 +29,9 @@ struct QuantizedRows {
   std::vector<float> scales;  // [rows]
 };
 
-enum class GemmPath { Auto, Portable, Avx512Vnni, AmxInt8 };
-/// "auto", "portable", "vnni" or "amx" (w4a4-run --int-gemm's spelling).
+enum class GemmPath { Auto, Portable, Avx2, Avx512Vnni, AmxInt8 };
+/// "auto", "portable", "avx2", "vnni" or "amx" (w4a4-run --int-gemm's
+/// spelling).
 const char *gemmPathName(GemmPath path);
 
 /// Quantizes x [rows, cols] per row: s = clip * max|x| / (2^(b-1) - 1),
@@ -73,6 +74,10 @@ Status packWeights(const int8_t *irCodes, const float *scales, int64_t out,
 
 /// True when the CPU (and this build) can run the AVX-512-VNNI path.
 bool hasAvx512Vnni();
+/// True when the CPU (and this build) can run the AVX2 path (for codes
+/// whose u8 x s8 pair sums fit int16: 2 (2^a - 1) 2^(w-1) <= 32767, e.g.
+/// 4-bit activations with weights up to 8 bits).
+bool hasAvx2Gemm();
 /// True when the CPU has AMX-INT8 and the OS grants this process the tile
 /// state (Linux: arch_prctl(ARCH_REQ_XCOMP_PERM), asked on the first call).
 bool hasAmxInt8();
@@ -88,7 +93,9 @@ void setPreferredGemmPath(GemmPath path);
 /// separate add of the result would round). Auto picks AMX-INT8
 /// when available and the grouping allows it (per channel, or groups of a
 /// multiple of 64), else VNNI (per channel, or groups of a multiple of 4),
-/// else the portable loops; an explicit path that cannot run is an error.
+/// else AVX2 (the same groups, codes as hasAvx2Gemm says), else the
+/// portable loops; an explicit path that cannot run is an error. Every
+/// path gives the same bits.
 Status intGemm(const QuantizedRows &x, const PackedWeights &w,
                const float *bias, float *y, GemmPath path = GemmPath::Auto,
                const float *residual = nullptr);
