@@ -196,14 +196,16 @@ llvm::Error Executor::prepareQLinear(Operation *op) {
   if (!s.ok())
     return opError(op, s.message());
   packed[op] = w;
-  // Dequantized weights for floating-point activations (act_bits = 0).
+  // Dequantized weights for floating-point activations (act_bits = 0, the
+  // only reader): weights stay packed otherwise.
+  if (q.getActBits() != 0)
+    return llvm::Error::success();
   HostTensor deq = HostTensor::zerosF32({out, in});
   int64_t glen = w->group ? w->group : in;
   for (int64_t o = 0; o < out; ++o)
     for (int64_t i = 0; i < in; ++i)
-      deq.mutableF32()[o * in + i] =
-          static_cast<float>(w->codes[o * w->stride + i]) *
-          w->scales[o * w->groups + i / glen];
+      deq.mutableF32()[o * in + i] = static_cast<float>(w->code(o, i)) *
+                                     w->scales[o * w->groups + i / glen];
   dequantized[op] = std::move(deq);
   return llvm::Error::success();
 }

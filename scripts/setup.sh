@@ -17,7 +17,7 @@ PACKAGES=(
   # Tests: GoogleTest; the PyTorch reference evaluator (Debian's torch, onnx,
   # sentencepiece for /usr/bin/python3, OpenBLAS so torch is not ~50x slower)
   # and onnxruntime-node (npm) for the cross-checks.
-  libgtest-dev
+  libgtest-dev time
   python3-torch python3-onnx python3-numpy python3-sentencepiece libopenblas0-pthread
   "$@"
 )

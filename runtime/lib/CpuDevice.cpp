@@ -55,6 +55,7 @@ public:
     return "cpu (" + std::to_string(n) + " threads, " +
            (hasAmxInt8()      ? "AMX-INT8"
             : hasAvx512Vnni() ? "AVX-512-VNNI"
+            : hasAvx2Gemm()   ? "AVX2"
                               : "portable") +
            " integer GEMM)";
   }

@@ -237,7 +237,8 @@ Status packWeights(const int8_t *irCodes, const float *scales, int64_t out,
   w.bits = bits;
   w.group = group;
   w.groups = group ? in / group : 1;
-  w.codes.assign(out * w.stride, 0);
+  int64_t blocks = (out + 15) / 16, k4s = w.stride / 4;
+  w.panels.assign(blocks * k4s * 64, 0);
   w.scales.assign(scales, scales + out * w.groups);
   w.codeSums.assign(out * w.groups, 0);
   int lo = -(1 << (bits - 1)), hi = (1 << (bits - 1)) - 1;
@@ -259,10 +260,9 @@ Status packWeights(const int8_t *irCodes, const float *scales, int64_t out,
                              std::to_string(o) + ", " + std::to_string(i) +
                              "] is outside the " + std::to_string(bits) +
                              "-bit range");
-      w.codes[o * w.stride + i] = static_cast<int8_t>(code);
+      w.panels[w.panelIndex(o, i)] = static_cast<int8_t>(code);
       w.codeSums[o * w.groups + (group ? i / group : 0)] += code;
     }
-  int64_t blocks = (out + 15) / 16, k4s = w.stride / 4;
   w.outPadded = blocks * 16;
   w.scalesByGroup.assign(w.groups * w.outPadded, 0.0f);
   w.codeSumsByGroup.assign(w.groups * w.outPadded, 0);
@@ -271,11 +271,6 @@ Status packWeights(const int8_t *irCodes, const float *scales, int64_t out,
       w.scalesByGroup[g * w.outPadded + o] = w.scales[o * w.groups + g];
       w.codeSumsByGroup[g * w.outPadded + o] = w.codeSums[o * w.groups + g];
     }
-  w.panels.assign(blocks * k4s * 64, 0);
-  for (int64_t o = 0; o < out; ++o)
-    for (int64_t i = 0; i < in; ++i)
-      w.panels[((o / 16) * k4s + i / 4) * 64 + (o % 16) * 4 + i % 4] =
-          w.codes[o * w.stride + i];
   return {};
 }
 
@@ -348,6 +343,8 @@ bool hasAmxInt8() {
 
 namespace {
 
+constexpr int64_t kMaxGroupsOnStack = 64;
+
 /// The shared epilogue: acc holds, per group, sum_i (qx + bias) * qw; the
 /// bias term is removed exactly in int32, then groups combine in order.
 inline float epilogue(const int32_t *acc, const PackedWeights &w, int64_t o,
@@ -368,22 +365,57 @@ void portable(const QuantizedRows &x, const PackedWeights &w, const float *bias,
               const float *residual, float *y) {
   int32_t xBias = 1 << (x.bits - 1);
   int64_t groupLen = w.group ? w.group : w.in;
+  int64_t blocks = (w.out + 15) / 16, k4s = w.stride / 4;
+  // Groups of whole 4-input steps read each 64-byte panel once for its 16
+  // outputs; other group lengths go element by element.
+  bool whole = groupLen % 4 == 0;
 #pragma omp parallel
   {
-    std::vector<int32_t> acc(w.groups);
+    std::vector<int32_t> acc(16 * w.groups);
 #pragma omp for collapse(2) schedule(static)
     for (int64_t t = 0; t < x.rows; ++t)
-      for (int64_t o = 0; o < w.out; ++o) {
+      for (int64_t b = 0; b < blocks; ++b) {
         const uint8_t *xr = x.codes.data() + t * x.stride;
-        const int8_t *wr = w.codes.data() + o * w.stride;
+        int64_t lanes = std::min<int64_t>(16, w.out - b * 16);
         for (int64_t g = 0; g < w.groups; ++g) {
-          int32_t s = 0;
-          for (int64_t i = g * groupLen; i < (g + 1) * groupLen; ++i)
-            s += static_cast<int32_t>(xr[i]) * wr[i];
-          acc[g] = s;
+          int32_t *a = acc.data() + g * 16;
+          for (int64_t l = 0; l < 16; ++l)
+            a[l] = 0;
+          if (whole) {
+            for (int64_t k = g * groupLen / 4; k < (g + 1) * groupLen / 4;
+                 ++k) {
+              const int8_t *p = w.panels.data() + (b * k4s + k) * 64;
+              const uint8_t *xk = xr + 4 * k;
+              for (int64_t l = 0; l < 16; ++l)
+                a[l] += static_cast<int32_t>(xk[0]) * p[4 * l] +
+                        static_cast<int32_t>(xk[1]) * p[4 * l + 1] +
+                        static_cast<int32_t>(xk[2]) * p[4 * l + 2] +
+                        static_cast<int32_t>(xk[3]) * p[4 * l + 3];
+            }
+          } else {
+            for (int64_t l = 0; l < lanes; ++l)
+              for (int64_t i = g * groupLen; i < (g + 1) * groupLen; ++i)
+                a[l] += static_cast<int32_t>(xr[i]) * w.code(b * 16 + l, i);
+          }
         }
-        y[t * w.out + o] = epilogue(acc.data(), w, o, xBias, x.scales[t], bias,
-                                    residual ? residual + t * w.out : nullptr);
+        int32_t one[kMaxGroupsOnStack];
+        for (int64_t l = 0; l < lanes; ++l) {
+          int64_t o = b * 16 + l;
+          const int32_t *sums = one;
+          std::vector<int32_t> many;
+          if (w.groups <= kMaxGroupsOnStack) {
+            for (int64_t g = 0; g < w.groups; ++g)
+              one[g] = acc[g * 16 + l];
+          } else {
+            many.resize(w.groups);
+            for (int64_t g = 0; g < w.groups; ++g)
+              many[g] = acc[g * 16 + l];
+            sums = many.data();
+          }
+          y[t * w.out + o] =
+              epilogue(sums, w, o, xBias, x.scales[t], bias,
+                       residual ? residual + t * w.out : nullptr);
+        }
       }
   }
 }

@@ -260,7 +260,7 @@ TEST(IntGemm, PackUnpackRoundTrip) {
         packWeights(ir.data(), scales.data(), out, in, bits, 0, w).ok());
     for (int64_t o = 0; o < out; ++o)
       for (int64_t i = 0; i < in; ++i)
-        EXPECT_EQ(w.codes[o * w.stride + i], codes[o * in + i]) << bits;
+        EXPECT_EQ(w.code(o, i), codes[o * in + i]) << bits;
   }
   // The extremes of the 4-bit range: -8 = 0x8 and 7 = 0x7 in one byte.
   std::vector<int> extremes = {-8, 7};

@@ -42,17 +42,22 @@ void quantizeActivations(const float *x, int64_t rows, int64_t cols, int bits,
                          double clip, QuantizedRows &out,
                          GemmPath path = GemmPath::Auto);
 
-/// Weights unpacked to int8 codes [out, stride] (zero padded), with scales
-/// [out, groups] and the per-group code sums VNNI's bias correction needs.
+/// Weights unpacked to int8 codes in VNNI panels (the only copy every path
+/// reads), with scales [out, groups] and the per-group code sums VNNI's
+/// bias correction needs.
 struct PackedWeights {
   int64_t out = 0, in = 0, stride = 0, group = 0, groups = 1;
   int bits = 0;
-  std::vector<int8_t> codes;
   std::vector<float> scales;
   std::vector<int32_t> codeSums; // [out, groups]
-  /// The same codes in VNNI panels: for each block of 16 outputs and each 4
-  /// inputs, 64 bytes (16 outputs x 4 inputs), outputs padded with zeros.
+  /// For each block of 16 outputs and each 4 inputs, 64 bytes (16 outputs x
+  /// 4 inputs); outputs and inputs (up to `stride`) padded with zeros.
   std::vector<int8_t> panels;
+  int64_t panelIndex(int64_t o, int64_t i) const {
+    return ((o / 16) * (stride / 4) + i / 4) * 64 + (o % 16) * 4 + i % 4;
+  }
+  /// The code of output o, input i.
+  int8_t code(int64_t o, int64_t i) const { return panels[panelIndex(o, i)]; }
   /// Scales and code sums by group, outputs padded to a multiple of 16
   /// ([groups, outPadded]): 16 consecutive outputs load as one vector.
   int64_t outPadded = 0;
