@@ -132,6 +132,28 @@ def W4A4LowerToKernels : Pass<"w4a4-lower-to-kernels", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::w4a4k::W4A4KDialect", "::mlir::w4a4::W4A4Dialect"];
 }
 
+def W4A4InternalizeKVCache : Pass<"w4a4-internalize-kv-cache", "::mlir::ModuleOp"> {
+  let summary = "Turn an export's KV-cache inputs and outputs into the compiled artifact's own cache";
+  let description = [{
+    Decoder-with-past exports (optimum's `past_key_values.*` / `present.*`,
+    onnxruntime-genai's GroupQueryAttention) import as `@forward(ids,
+    position_ids, pasts...) -> (logits, presents...)`: the caller carries
+    the cache. A compiled artifact keeps its own KV cache
+    (`w4a4_decode`), so this pass gives `@forward` the signature `(ids) ->
+    logits`: every `w4a4.attention ... past(%pk, %pv)` whose past is an
+    argument and whose presents are only returned loses both (the kernel
+    level keeps that layer's cache), and RoPE positions read from
+    `position_ids` or `w4a4.cache_positions` become the cache's length plus
+    the token index. That is what such exports compute when
+    `position_ids = past + 0..seq-1` (no padding; the importer already
+    assumes an all-ones `attention_mask`), recorded in
+    `w4a4.assumed_inputs`. Anything else reading the pasts, the presents or
+    `position_ids` is refused with an error naming it.
+
+    `w4a4-compile` runs it first; a module without a past is unchanged.
+  }];
+}
+
 def W4A4KSplitTail : Pass<"w4a4k-split-tail", "::mlir::ModuleOp"> {
   let summary = "Run the row-wise tail (final norm, LM head) only on the scored positions";
   let description = [{

@@ -105,6 +105,7 @@ Error writeArtifact(mlir::ModuleOp module) {
   mlir::PassManager lower(module.getContext());
   mlir::w4a4::W4A4LowerToKernelsOptions options;
   options.target = target;
+  lower.addPass(mlir::w4a4::createW4A4InternalizeKVCache());
   lower.addPass(mlir::w4a4::createW4A4LowerToKernels(options));
   if (!noFuse)
     lower.addPass(mlir::w4a4::createW4A4KFuse());

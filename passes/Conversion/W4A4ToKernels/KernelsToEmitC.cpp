@@ -288,7 +288,8 @@ struct KernelsToEmitCPass
              .getElementType()
              .isInteger(64)) {
       func.emitError("--w4a4k-to-emitc: @forward must take token ids and "
-                     "return logits (KV-cache inputs are not compiled yet)");
+                     "return logits (an export with KV-cache inputs needs "
+                     "--w4a4-internalize-kv-cache first)");
       return signalPassFailure();
     }
     FailureOr<KernelWeights> weights = collectKernelWeights(func);

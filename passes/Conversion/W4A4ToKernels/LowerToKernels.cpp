@@ -229,9 +229,9 @@ std::string whyNoKernel(Operation *op) {
     return "weight-only quantization (act_bits = 0) has no CPU kernel yet; "
            "quantize the activations too";
   if (isa<RoPEOp, AttentionOp, CachePositionsOp>(op))
-    return "KV-cache inputs (an export with past_key_values) are not "
-           "compiled yet; import the model without a past, or run it with "
-           "w4a4-run";
+    return "KV-cache inputs (an export with past_key_values): run "
+           "--w4a4-internalize-kv-cache first (w4a4-compile does), which "
+           "gives the artifact its own cache";
   if (auto h = dyn_cast<HadamardOp>(op))
     return "random_orthogonal rotations have no kernel yet";
   return "the target has no kernel for this op";

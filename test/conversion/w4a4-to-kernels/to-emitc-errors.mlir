@@ -15,7 +15,7 @@ func.func @forward(%ids: tensor<1x?xi64>) -> tensor<1x?x8xf32> {
 
 // -----
 
-// CHECK: error: --w4a4k-to-emitc: @forward must take token ids and return logits (KV-cache inputs are not compiled yet)
+// CHECK: error: --w4a4k-to-emitc: @forward must take token ids and return logits (an export with KV-cache inputs needs --w4a4-internalize-kv-cache first)
 func.func @forward(%x: tensor<1x?x8xf32>) -> tensor<1x?x8xf32> {
   %n = w4a4k.rms_norm %x {epsilon = 1.0e-5 : f64} : tensor<1x?x8xf32> -> tensor<1x?x8xf32>
   return %n : tensor<1x?x8xf32>
