@@ -47,34 +47,41 @@
 using namespace llvm;
 namespace cl = llvm::cl;
 
-static cl::opt<std::string> inputPath(cl::Positional, cl::Required,
+static cl::OptionCategory toolOptions("w4a4-compile options");
+
+static cl::opt<std::string> inputPath(cl::Positional, cl::cat(toolOptions),
+                                      cl::Required,
                                       cl::desc("<quantized w4a4 IR>"));
-static cl::opt<std::string> outputDir("o", cl::Required,
+static cl::opt<std::string> outputDir("o", cl::cat(toolOptions), cl::Required,
                                       cl::desc("Output directory"),
                                       cl::value_desc("DIR"));
-static cl::opt<std::string> target("target", cl::init("cpu"),
-                                   cl::desc("Target: cpu"));
-static cl::opt<bool> noBuild("no-build",
+static cl::opt<std::string> target("target", cl::cat(toolOptions),
+                                   cl::init("cpu"), cl::desc("Target: cpu"));
+static cl::opt<bool> noBuild("no-build", cl::cat(toolOptions),
                              cl::desc("Write the sources, do not build "
                                       "libmodel.so"));
 static cl::opt<std::string>
-    tokenizer("tokenizer", cl::init(""),
+    tokenizer("tokenizer", cl::cat(toolOptions), cl::init(""),
               cl::desc("A tokenizer model to copy into the artifact (its "
                        "file name goes into the manifest)"));
 static cl::opt<bool>
-    noFuse("no-fuse", cl::init(false),
+    noFuse("no-fuse", cl::cat(toolOptions), cl::init(false),
            cl::desc("Skip --w4a4k-fuse (norm / SwiGLU producers fused with "
                     "their quantization, residual adds in GEMM epilogues)"));
-static cl::opt<std::string> cxx("cxx", cl::init(W4A4_DEFAULT_CXX),
+static cl::opt<std::string> cxx("cxx", cl::cat(toolOptions),
+                                cl::init(W4A4_DEFAULT_CXX),
                                 cl::desc("C++ compiler for libmodel.so"));
 static cl::opt<std::string>
-    runtimeInclude("runtime-include", cl::init(W4A4_RUNTIME_INCLUDE_DIR),
+    runtimeInclude("runtime-include", cl::cat(toolOptions),
+                   cl::init(W4A4_RUNTIME_INCLUDE_DIR),
                    cl::desc("Directory holding w4a4/runtime/*.h"));
 static cl::opt<std::string>
-    runtimeLibrary("runtime-library", cl::init(W4A4_RUNTIME_LIBRARY),
+    runtimeLibrary("runtime-library", cl::cat(toolOptions),
+                   cl::init(W4A4_RUNTIME_LIBRARY),
                    cl::desc("The static runtime library to link"));
 static cl::opt<std::string> runtimeCoreLibrary(
-    "runtime-core-library", cl::init(W4A4_RUNTIME_CORE_LIBRARY),
+    "runtime-core-library", cl::cat(toolOptions),
+    cl::init(W4A4_RUNTIME_CORE_LIBRARY),
     cl::desc("The static runtime core library to link (Hadamard, weights "
              "file)"));
 
@@ -247,6 +254,7 @@ Error writeArtifact(mlir::ModuleOp module) {
 
 int main(int argc, char **argv) {
   InitLLVM y(argc, argv);
+  cl::HideUnrelatedOptions(toolOptions);
   cl::ParseCommandLineOptions(
       argc, argv,
       "w4a4-compile: compiles quantized w4a4 IR into a directory with "

@@ -24,26 +24,30 @@
 
 using namespace llvm;
 
-static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.onnx>"),
-                                      cl::Required);
+static cl::OptionCategory toolOptions("w4a4-import options");
+
+static cl::opt<std::string> inputFile(cl::Positional, cl::cat(toolOptions),
+                                      cl::desc("<model.onnx>"), cl::Required);
 static cl::opt<std::string>
-    outputFile("o", cl::desc("Output file (default: stdout)"),
+    outputFile("o", cl::cat(toolOptions),
+               cl::desc("Output file (default: stdout)"),
                cl::value_desc("filename"), cl::init("-"));
 static cl::opt<bool>
-    emitBytecode("emit-bytecode",
+    emitBytecode("emit-bytecode", cl::cat(toolOptions),
                  cl::desc("Write MLIR bytecode instead of text"));
-static cl::opt<bool> raise("raise",
+static cl::opt<bool> raise("raise", cl::cat(toolOptions),
                            cl::desc("Raise to model-level ops (stage 2); "
                                     "--raise=false keeps the w4a4.onnx ops"),
                            cl::init(true));
 static cl::opt<int64_t> elideLarger(
-    "elide-resources-larger-than",
+    "elide-resources-larger-than", cl::cat(toolOptions),
     cl::desc("Print weight blobs larger than this many bytes as __elided__ "
              "(for reading; the output cannot be executed)"),
     cl::init(0));
 
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(toolOptions);
   cl::ParseCommandLineOptions(argc, argv, "w4a4 ONNX importer\n");
   w4a4::exitCleanlyOnFatalErrors("w4a4-import", inputFile);
 

@@ -141,8 +141,8 @@ public:
         reinterpret_cast<decltype(m->api.error)>(sym("w4a4_last_error"));
     m->api.close = reinterpret_cast<decltype(m->api.close)>(sym("w4a4_close"));
     if (!m->api.open || !m->api.forward || !m->api.decode ||
-        !m->api.forwardLast || !m->api.vocab ||
-        !m->api.maxTokens || !m->api.threads || !m->api.error || !m->api.close)
+        !m->api.forwardLast || !m->api.vocab || !m->api.maxTokens ||
+        !m->api.threads || !m->api.error || !m->api.close)
       return createStringError(std::string(lib) + ": not a w4a4-compile "
                                                   "library (w4a4_* missing)");
     char err[2048] = "";
@@ -219,8 +219,8 @@ public:
                    float *) = nullptr;
     int (*decode)(w4a4_model *, const int64_t *, int64_t, int64_t,
                   float *) = nullptr;
-    int (*forwardLast)(w4a4_model *, const int64_t *, int64_t, int64_t,
-                       int64_t, float *) = nullptr;
+    int (*forwardLast)(w4a4_model *, const int64_t *, int64_t, int64_t, int64_t,
+                       float *) = nullptr;
     int64_t (*vocab)(const w4a4_model *) = nullptr;
     int64_t (*maxTokens)(const w4a4_model *) = nullptr;
     int (*threads)(w4a4_model *, int) = nullptr;

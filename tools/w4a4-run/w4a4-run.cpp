@@ -53,36 +53,40 @@
 using namespace llvm;
 namespace w4 = mlir::w4a4;
 
-static cl::opt<std::string> modelPath(cl::Positional,
-                                      cl::desc("<model.onnx|model.mlir>"),
+static cl::OptionCategory toolOptions("w4a4-run options");
+
+static cl::opt<std::string> modelPath(cl::Positional, cl::cat(toolOptions),
+                                      cl::desc("<model.onnx|model.mlir|artifact-dir>"),
                                       cl::Required);
 static cl::opt<std::string>
-    idsArg("ids", cl::desc("Comma-separated token ids to run once"));
+    idsArg("ids", cl::cat(toolOptions),
+           cl::desc("Comma-separated token ids to run once"));
 static cl::opt<std::string>
-    dumpLogits("dump-logits",
+    dumpLogits("dump-logits", cl::cat(toolOptions),
                cl::desc("Write the logits of --ids as raw float32"));
 static cl::opt<std::string> positionsArg(
-    "positions",
+    "positions", cl::cat(toolOptions),
     cl::desc("With --ids: compute the logits of positions B:E only "
              "(end exclusive; the row-wise tail runs on those rows)"));
 static cl::opt<std::string> kvSplits(
-    "kv-split",
+    "kv-split", cl::cat(toolOptions),
     cl::desc("With --ids, for a model that keeps its KV cache: run the ids "
              "in chunks ending at these comma-separated offsets, each chunk "
              "reading the cache the previous one returned (the logits are "
              "the chunks' logits in order)"));
 static cl::opt<std::string> dumpCache(
-    "dump-cache",
+    "dump-cache", cl::cat(toolOptions),
     cl::desc("With --kv-split: write the final KV cache (the present "
              "outputs, [1, kv_heads, n, head_dim] each) as raw float32 to "
              "PREFIX.<i>.f32"),
     cl::value_desc("PREFIX"));
 static cl::opt<bool> allPositions(
-    "all-positions",
+    "all-positions", cl::cat(toolOptions),
     cl::desc("Perplexity: compute the logits of every position of each "
              "window (as the ONNX graph does), not only of the scored ones"));
 static cl::opt<w4a4::rt::GemmPath> intGemm(
-    "int-gemm", cl::desc("Integer GEMM path of W4A4 linears"),
+    "int-gemm", cl::cat(toolOptions),
+    cl::desc("Integer GEMM path of W4A4 linears"),
     cl::init(w4a4::rt::GemmPath::Auto),
     cl::values(
         clEnumValN(w4a4::rt::GemmPath::Auto, "auto", "the fastest available"),
@@ -93,54 +97,59 @@ static cl::opt<w4a4::rt::GemmPath> intGemm(
         clEnumValN(w4a4::rt::GemmPath::Portable, "portable",
                    "plain C++ loops")));
 static cl::opt<std::string>
-    textFile("text", cl::desc("Evaluate perplexity on this UTF-8 text"));
+    textFile("text", cl::cat(toolOptions),
+             cl::desc("Evaluate perplexity on this UTF-8 text"));
 static cl::opt<std::string>
-    tokenizerPath("tokenizer", cl::desc("SentencePiece model for --text"));
+    tokenizerPath("tokenizer", cl::cat(toolOptions),
+                  cl::desc("SentencePiece model for --text"));
 static cl::opt<std::string>
-    tokensFile("tokens",
+    tokensFile("tokens", cl::cat(toolOptions),
                cl::desc("Evaluate perplexity on whitespace-separated ids"));
 static cl::opt<int64_t>
-    bosId("bos",
+    bosId("bos", cl::cat(toolOptions),
           cl::desc("BOS id (default: the model's w4a4.bos_id, else "
                    "the tokenizer's, else 1)"),
           cl::init(-1));
-static cl::opt<int64_t> ctx("ctx", cl::desc("Window length in tokens"),
-                            cl::init(256));
-static cl::opt<int64_t> stride("stride", cl::desc("Window advance in tokens"),
+static cl::opt<int64_t> ctx("ctx", cl::cat(toolOptions),
+                            cl::desc("Window length in tokens"), cl::init(256));
+static cl::opt<int64_t> stride("stride", cl::cat(toolOptions),
+                               cl::desc("Window advance in tokens"),
                                cl::init(128));
-static cl::opt<int64_t> maxTokens("max-tokens",
+static cl::opt<int64_t> maxTokens("max-tokens", cl::cat(toolOptions),
                                   cl::desc("Score at most this many tokens"),
                                   cl::init(0));
-static cl::opt<int> numThreads("num-threads",
+static cl::opt<int> numThreads("num-threads", cl::cat(toolOptions),
                                cl::desc("Kernel threads (0 = all cores)"),
                                cl::init(0));
-static cl::opt<std::string> jsonOut("json",
+static cl::opt<std::string> jsonOut("json", cl::cat(toolOptions),
                                     cl::desc("Write the results as JSON here"));
 
 static cl::opt<bool>
-    generate("generate",
+    generate("generate", cl::cat(toolOptions),
              cl::desc("Generate text after --prompt (or token ids after "
                       "--ids), streaming it as it comes"));
 static cl::opt<std::string>
-    prompt("prompt", cl::desc("With --generate: the prompt (needs a "
-                              "tokenizer: --tokenizer, or an artifact's)"));
-static cl::opt<int64_t> maxNewTokens("max-new-tokens",
+    prompt("prompt", cl::cat(toolOptions),
+           cl::desc("With --generate: the prompt (needs a "
+                    "tokenizer: --tokenizer, or an artifact's)"));
+static cl::opt<int64_t> maxNewTokens("max-new-tokens", cl::cat(toolOptions),
                                      cl::desc("With --generate: how many"),
                                      cl::init(32));
 static cl::opt<double>
-    temperature("temperature",
+    temperature("temperature", cl::cat(toolOptions),
                 cl::desc("With --generate: 0 = greedy (default), else sample "
                          "softmax(logits / T)"),
                 cl::init(0.0));
-static cl::opt<int64_t> topK("top-k",
+static cl::opt<int64_t> topK("top-k", cl::cat(toolOptions),
                              cl::desc("With --generate: keep the k most "
                                       "likely tokens (0 = all)"),
                              cl::init(0));
-static cl::opt<double> topP("top-p",
+static cl::opt<double> topP("top-p", cl::cat(toolOptions),
                             cl::desc("With --generate: keep the most likely "
                                      "tokens up to this probability"),
                             cl::init(1.0));
-static cl::opt<uint64_t> seed("seed", cl::desc("With --generate: the seed"),
+static cl::opt<uint64_t> seed("seed", cl::cat(toolOptions),
+                              cl::desc("With --generate: the seed"),
                               cl::init(0));
 
 static int fail(const Twine &message) {
@@ -298,6 +307,7 @@ int main(int argc, char **argv) {
   // OpenMP workers that park instead of spinning (unless the user chose).
   w4a4::useParkingThreads(argc, argv);
   InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(toolOptions);
   cl::ParseCommandLineOptions(argc, argv,
                               "w4a4 model runner: logits and perplexity\n");
   w4a4::exitCleanlyOnFatalErrors("w4a4-run", modelPath);
