@@ -144,58 +144,60 @@ bool hasAvx2() {
 
 } // namespace
 
+namespace {
+/// One row's quantizer: its output shape and the fastest bit-identical
+/// implementation for `path`.
+struct RowQuantizer {
+  int bias;
+  float qmax, clip;
+  void (*row)(const float *, int64_t, float, float, int, uint8_t *, float &);
+
+  RowQuantizer(int64_t rows, int64_t cols, int bits, double clipRatio,
+               QuantizedRows &out, GemmPath path)
+      : bias(1 << (bits - 1)), qmax(static_cast<float>(bias - 1)),
+        clip(static_cast<float>(clipRatio)), row(&quantizeRowPortable) {
+    out.rows = rows;
+    out.cols = cols;
+    out.stride = padded(cols);
+    out.bits = bits;
+    out.codes.assign(paddedRows(rows) * out.stride, static_cast<uint8_t>(bias));
+    out.scales.assign(rows, 0.0f);
+#if defined(__x86_64__) && defined(__GNUC__)
+    static const bool avx512 = hasAvx512(), avx2 = hasAvx2();
+    if (path != GemmPath::Portable && avx512)
+      row = &quantizeRowAvx512;
+    else if (path != GemmPath::Portable && avx2)
+      row = &quantizeRowAvx2;
+#endif
+  }
+  void operator()(const float *x, int64_t cols, QuantizedRows &out,
+                  int64_t r) const {
+    row(x, cols, clip, qmax, bias, out.codes.data() + r * out.stride,
+        out.scales[r]);
+  }
+};
+} // namespace
+
 void quantizeActivations(const float *x, int64_t rows, int64_t cols, int bits,
                          double clip, QuantizedRows &out, GemmPath path) {
-  int bias = 1 << (bits - 1);
-  float qmax = static_cast<float>(bias - 1), clipf = static_cast<float>(clip);
-  out.rows = rows;
-  out.cols = cols;
-  out.stride = padded(cols);
-  out.bits = bits;
-  out.codes.assign(paddedRows(rows) * out.stride, static_cast<uint8_t>(bias));
-  out.scales.assign(rows, 0.0f);
-  auto row = &quantizeRowPortable;
-#if defined(__x86_64__) && defined(__GNUC__)
-  static const bool avx512 = hasAvx512(), avx2 = hasAvx2();
-  if (path != GemmPath::Portable && avx512)
-    row = &quantizeRowAvx512;
-  else if (path != GemmPath::Portable && avx2)
-    row = &quantizeRowAvx2;
-#endif
+  RowQuantizer quantize(rows, cols, bits, clip, out, path);
 #pragma omp parallel for schedule(static) if (rows * cols > 16384)
   for (int64_t r = 0; r < rows; ++r)
-    row(x + r * cols, cols, clipf, qmax, bias,
-        out.codes.data() + r * out.stride, out.scales[r]);
+    quantize(x + r * cols, cols, out, r);
 }
 
 void quantizeProduced(int64_t rows, int64_t cols, int bits, double clip,
                       QuantizedRows &out,
                       const std::function<void(int64_t, float *)> &produce,
                       GemmPath path) {
-  int bias = 1 << (bits - 1);
-  float qmax = static_cast<float>(bias - 1), clipf = static_cast<float>(clip);
-  out.rows = rows;
-  out.cols = cols;
-  out.stride = padded(cols);
-  out.bits = bits;
-  out.codes.assign(paddedRows(rows) * out.stride, static_cast<uint8_t>(bias));
-  out.scales.assign(rows, 0.0f);
-  auto row = &quantizeRowPortable;
-#if defined(__x86_64__) && defined(__GNUC__)
-  static const bool avx512 = hasAvx512(), avx2 = hasAvx2();
-  if (path != GemmPath::Portable && avx512)
-    row = &quantizeRowAvx512;
-  else if (path != GemmPath::Portable && avx2)
-    row = &quantizeRowAvx2;
-#endif
+  RowQuantizer quantize(rows, cols, bits, clip, out, path);
 #pragma omp parallel if (rows * cols > 16384)
   {
     std::vector<float> buffer(static_cast<size_t>(cols));
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       produce(r, buffer.data());
-      row(buffer.data(), cols, clipf, qmax, bias,
-          out.codes.data() + r * out.stride, out.scales[r]);
+      quantize(buffer.data(), cols, out, r);
     }
   }
 }
