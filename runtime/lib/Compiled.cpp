@@ -203,6 +203,9 @@ static w4a4_model *openImpl(const ModelSpec *spec, const char *dir, char *err,
       return nullptr;
     }
   }
+  // The IR's codes were only needed to build the packs.
+  for (int i = 0; i < spec->numPacks; ++i)
+    m->weights.release(spec->packs[i].codes);
   m->ctx.model = m.get();
   m->ctx.qrows.resize(spec->qrowsSlots);
   m->ctx.cache.resize(spec->cacheLayers);

@@ -3,6 +3,7 @@
 #include "w4a4/runtime/WeightsFile.h"
 #include "w4a4/runtime/CheckedMath.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -47,6 +48,43 @@ uint64_t checksum64(const void *data, size_t bytes, uint64_t seed) {
   h = (h ^ tail) * 0x94D049BB133111EBull;
   return h ^ (h >> 29);
 }
+
+namespace {
+/// checksum64(base + from, length - from), dropping the pages it has read
+/// from the resident set as it goes (a file much larger than the memory
+/// the model needs at once is hashed without all of it becoming resident;
+/// what the model uses is faulted in again from the page cache).
+uint64_t checksumAndDrop(const uint8_t *base, size_t from, size_t length) {
+  const uint8_t *p = base + from;
+  size_t bytes = length - from;
+  long page = sysconf(_SC_PAGESIZE);
+  constexpr size_t kChunk = size_t(16) << 20;
+  uint64_t h = 0 ^ (0x9E3779B97F4A7C15ull * (bytes + 1));
+  size_t i = 0;
+  uintptr_t dropped = reinterpret_cast<uintptr_t>(base);
+  while (i + 8 <= bytes) {
+    size_t stop = std::min(bytes / 8 * 8, i + kChunk);
+    for (; i < stop; i += 8) {
+      uint64_t w;
+      std::memcpy(&w, p + i, 8);
+      h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+      h ^= h >> 31;
+    }
+    if (page > 0) {
+      uintptr_t upTo = reinterpret_cast<uintptr_t>(p + i) / page * page;
+      if (upTo > dropped) {
+        (void)madvise(reinterpret_cast<void *>(dropped), upTo - dropped,
+                      MADV_DONTNEED);
+        dropped = upTo;
+      }
+    }
+  }
+  uint64_t tail = 0;
+  std::memcpy(&tail, p + i, bytes - i);
+  h = (h ^ tail) * 0x94D049BB133111EBull;
+  return h ^ (h >> 29);
+}
+} // namespace
 
 std::string serializeWeights(std::vector<WeightEntry> entries,
                              const std::vector<const void *> &data,
@@ -150,7 +188,7 @@ Status WeightsFile::open(const std::string &path, WeightsFile &out) {
     return fail("truncated or corrupted (the header's sizes do not fit the "
                 "file's " +
                 std::to_string(length) + " bytes)");
-  if (checksum64(out.base + kHeader, length - kHeader) != sum)
+  if (checksumAndDrop(out.base, kHeader, length) != sum)
     return fail("corrupted (checksum mismatch)");
   out.sum = sum;
   out.dataOffset = dataOffset;
@@ -186,6 +224,19 @@ Status WeightsFile::open(const std::string &path, WeightsFile &out) {
 WeightsFile::~WeightsFile() {
   if (base)
     munmap(const_cast<uint8_t *>(base), length);
+}
+
+void WeightsFile::release(size_t i) const {
+  if (!base || i >= table.size())
+    return;
+  long page = sysconf(_SC_PAGESIZE);
+  if (page <= 0)
+    return;
+  uintptr_t begin = reinterpret_cast<uintptr_t>(data(i));
+  uintptr_t end = begin + table[i].bytes;
+  uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  if (last > first)
+    (void)madvise(reinterpret_cast<void *>(first), last - first, MADV_DONTNEED);
 }
 
 } // namespace w4a4::rt

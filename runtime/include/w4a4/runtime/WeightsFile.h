@@ -67,6 +67,11 @@ public:
     return base + dataOffset + table[i].offset;
   }
   uint64_t checksum() const { return sum; }
+  /// Tells the kernel that tensor i's pages (those wholly inside it) are not
+  /// needed any more: they leave the resident set and are read from the
+  /// file again if touched. For data used once at open (quantized codes
+  /// unpacked into the target layout).
+  void release(size_t i) const;
 
 private:
   const uint8_t *base = nullptr;
