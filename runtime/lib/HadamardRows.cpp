@@ -66,7 +66,7 @@ bool hadamardRows(const float *x, int64_t rows, int64_t width, int64_t size,
       HadamardRowTransform::create(width, size, stride);
   if (!h)
     return false;
-#pragma omp parallel
+#pragma omp parallel if (rows * width > 16384)
   {
     std::vector<float> t, u;
 #pragma omp for schedule(static)

@@ -371,7 +371,7 @@ void portable(const QuantizedRows &x, const PackedWeights &w, const float *bias,
   // Groups of whole 4-input steps read each 64-byte panel once for its 16
   // outputs; other group lengths go element by element.
   bool whole = groupLen % 4 == 0;
-#pragma omp parallel
+#pragma omp parallel if (x.rows * w.out * w.stride > (int64_t(1) << 20))
   {
     std::vector<int32_t> acc(16 * w.groups);
 #pragma omp for collapse(2) schedule(static)
@@ -472,7 +472,7 @@ vnni(const QuantizedRows &x, const PackedWeights &w, const float *bias,
   constexpr int64_t R = 4, C = 4;
   int64_t rowTiles = (x.rows + R - 1) / R, colTiles = (blocks + C - 1) / C;
   const __m512i xBiasV = _mm512_set1_epi32(xBias);
-#pragma omp parallel
+#pragma omp parallel if (x.rows * w.out * w.stride > (int64_t(1) << 20))
   {
     // Running float sums of one tile over the groups, [R][C] vectors.
     __m512 sums[R][C];
@@ -565,7 +565,7 @@ __attribute__((target("avx2"))) void avx2(const QuantizedRows &x,
   int64_t rowTiles = (x.rows + R - 1) / R;
   const __m256i xBiasV = _mm256_set1_epi32(xBias);
   const __m256i ones = _mm256_set1_epi16(1);
-#pragma omp parallel
+#pragma omp parallel if (x.rows * w.out * w.stride > (int64_t(1) << 20))
   {
     // Running float sums of one tile (R rows x 16 outputs) over the groups.
     __m256 sums[R][2];
@@ -709,7 +709,7 @@ W4A4_AMX_TARGET void amx(const QuantizedRows &x, const PackedWeights &w,
           colTiles = (blocks + 1) / 2;
   int64_t blockStride = k4s * 64; // bytes from one 16-output panel block on
   const __m512i xBiasV = _mm512_set1_epi32(xBias);
-#pragma omp parallel
+#pragma omp parallel if (x.rows * w.out * w.stride > (int64_t(1) << 20))
   {
     TileConfig cfg;
     for (int t = 0; t < 8; ++t) {

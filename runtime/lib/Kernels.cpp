@@ -32,6 +32,13 @@ extern "C" void openblas_set_num_threads(int);
 
 namespace w4a4::rt {
 
+namespace {
+/// Whether `work` (elements, or multiply-adds / 64) is worth waking the
+/// other threads for: a parallel region costs tens of microseconds with
+/// parked workers, more than a decode step's small kernels take alone.
+inline bool worthThreads(int64_t work) { return work > 16384; }
+} // namespace
+
 int usableCores() {
 #ifdef __linux__
   cpu_set_t set;
@@ -101,7 +108,7 @@ void rmsNormRow(const float *xr, const float *gain, int64_t cols, double eps,
 
 void rmsNorm(const float *x, const float *gain, int64_t rows, int64_t cols,
              double eps, float *out) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worthThreads(rows * cols))
   for (int64_t r = 0; r < rows; ++r)
     rmsNormRow(x + r * cols, gain, cols, eps, out + r * cols);
 }
@@ -114,19 +121,29 @@ void linear(const float *x, const float *w, const float *bias, int64_t rows,
       std::copy(bias, bias + out, y + r * out);
     beta = 1.0f;
   }
-  // Split the rows over the threads; each block is one single-threaded GEMM.
-#pragma omp parallel
+  // Split the rows over the threads, or the outputs when there are fewer
+  // rows than threads (decoding); each block is one single-threaded GEMM.
+  // Small products stay on one thread (waking the others costs more).
+#pragma omp parallel if (worthThreads(rows * in * out / 64))
   {
     int64_t nt = 1, t = 0;
 #ifdef _OPENMP
     nt = omp_get_num_threads();
     t = omp_get_thread_num();
 #endif
-    int64_t chunk = (rows + nt - 1) / nt, r0 = std::min(rows, t * chunk),
-            r1 = std::min(rows, r0 + chunk);
-    if (r1 > r0)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, out, in,
-                  1.0f, x + r0 * in, in, w, in, beta, y + r0 * out, out);
+    if (rows >= nt) {
+      int64_t chunk = (rows + nt - 1) / nt, r0 = std::min(rows, t * chunk),
+              r1 = std::min(rows, r0 + chunk);
+      if (r1 > r0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, out, in,
+                    1.0f, x + r0 * in, in, w, in, beta, y + r0 * out, out);
+    } else {
+      int64_t chunk = (out + nt - 1) / nt, o0 = std::min(out, t * chunk),
+              o1 = std::min(out, o0 + chunk);
+      if (o1 > o0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, o1 - o0, in,
+                    1.0f, x, in, w + o0 * in, in, beta, y + o0, out);
+    }
   }
 }
 
@@ -212,7 +229,7 @@ void rope(const float *x, int64_t batch, int64_t seq, int64_t heads,
     cosT = localCos.data();
     sinT = localSin.data();
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worthThreads(batch * seq * width))
   for (int64_t bs = 0; bs < batch * seq; ++bs) {
     int64_t s = bs % seq;
     rotateHeads(x + bs * width, cosT + s * half, sinT + s * half, heads,
@@ -224,7 +241,7 @@ void ropeAt(const float *x, const int64_t *positions, int64_t batch,
             int64_t seq, int64_t heads, int64_t headDim, double theta,
             int64_t offset, bool interleaved, float *out) {
   int64_t half = headDim / 2, width = heads * headDim;
-#pragma omp parallel
+#pragma omp parallel if (worthThreads(batch * seq * width))
   {
     // cos/sin of the row's position, by the tables' formula (so a row
     // equals rope()'s for the same position).
@@ -318,7 +335,7 @@ void attendCausal(const float *q, const KeyRows &rows, const float *kp,
   // row by row over the visible keys, then O = P V (sgemm).
   constexpr int64_t kQueryBlock = 64;
   int64_t blocks = (seq + kQueryBlock - 1) / kQueryBlock;
-#pragma omp parallel
+#pragma omp parallel if (worthThreads(batch * heads * seq * n * headDim / 64))
   {
     std::vector<float> kh, vh, s(kQueryBlock * n);
     if (prefix) {
@@ -386,7 +403,8 @@ void attentionCached(const float *q, const float *k, const float *v,
                      float *presentV) {
   int64_t kvWidth = kvHeads * headDim, total = past + seq;
   // present = past ++ this sequence's keys / values, per (batch, kv head).
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2)                                           \
+    schedule(static) if (worthThreads(batch * kvHeads * total * headDim))
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t g = 0; g < kvHeads; ++g) {
       int64_t head = b * kvHeads + g;
@@ -476,7 +494,7 @@ Status tokenNll(const float *logits, int64_t rows, int64_t vocab,
 }
 
 void add(const float *a, const float *b, int64_t n, float *out) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worthThreads(n))
   for (int64_t i = 0; i < n; ++i)
     out[i] = a[i] + b[i];
 }
@@ -520,7 +538,7 @@ void quantizeRows(const float *x, int64_t rows, int64_t cols, int bits,
   QuantizedRows q;
   quantizeActivations(x, rows, cols, bits, clip, q);
   int bias = 1 << (bits - 1);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worthThreads(rows * cols))
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c)
       out[r * cols + c] =
