@@ -15,10 +15,10 @@
 // exit 1 (support/AtomicFile.h, exitCleanlyOnFatalErrors); here the parse
 // runs in a CrashRecoveryContext so such an input ends as a rejected input
 // instead of ending the fuzzer. A signal inside the bytecode reader ends the
-// job as the tools end the process; anywhere else a signal is a crash. The reader can also loop forever (an
-// attribute that refers to itself); the tools stop it at a deadline
-// (support/ParseDeadline.h) with an error; here a watchdog ends the job
-// (see ParseWatchdog).
+// job as the tools end the process; anywhere else a signal is a crash. The
+// reader can also loop forever (an attribute that refers to itself); the tools
+// stop it at a deadline (support/ParseDeadline.h) with an error; here a
+// watchdog ends the job (see ParseWatchdog).
 //
 //===----------------------------------------------------------------------===//
 
