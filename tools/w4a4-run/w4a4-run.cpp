@@ -55,9 +55,9 @@ namespace w4 = mlir::w4a4;
 
 static cl::OptionCategory toolOptions("w4a4-run options");
 
-static cl::opt<std::string> modelPath(cl::Positional, cl::cat(toolOptions),
-                                      cl::desc("<model.onnx|model.mlir|artifact-dir>"),
-                                      cl::Required);
+static cl::opt<std::string>
+    modelPath(cl::Positional, cl::cat(toolOptions),
+              cl::desc("<model.onnx|model.mlir|artifact-dir>"), cl::Required);
 static cl::opt<std::string>
     idsArg("ids", cl::cat(toolOptions),
            cl::desc("Comma-separated token ids to run once"));
