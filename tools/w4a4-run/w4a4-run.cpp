@@ -648,8 +648,8 @@ int main(int argc, char **argv) {
     // positions of tokens not scored by an earlier window are computed.
     int64_t j0 = std::max(win.first - win.start, int64_t{0}),
             j1 = win.end - win.start;
-    // A compiled artifact computes every position.
-    bool whole = allPositions || artifact;
+    // (A compiled artifact runs from j0 to the end: w4a4_forward_last.)
+    bool whole = allPositions;
     auto logits = whole ? model->logits(input, 0, input.size())
                         : model->logits(input, j0, j1);
     if (!logits)
