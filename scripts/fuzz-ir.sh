@@ -19,14 +19,17 @@ ninja -C build-fuzz w4a4-ir-fuzzer
 
 mkdir -p build-fuzz/ir-corpus build-fuzz/ir-findings
 cp -n test/fuzz/ir-seeds/* build-fuzz/ir-corpus/ 2>/dev/null || true
-# The regressions that end a job (the reader loops: the harness's parse
-# watchdog; the reader crashes: the harness ends the job as the tools end the
-# process, IRFuzzer.cpp) stay out of the corpus; the lit suite replays them.
+# The regressions that end a job (the reader loops or is slow: the harness's
+# parse watchdog; the reader crashes or raises a fatal error: the harness
+# ends the job as the tools end the process, IRFuzzer.cpp) stay out of the
+# corpus; the lit suite replays them.
+JOB_ENDING="cyclic value-range huge-count region-count block-args-count"
 for f in test/fuzz/ir-regressions/*; do
-  case "$f" in *cyclic*|*value-range*) continue ;; esac
-  cp -n "$f" build-fuzz/ir-corpus/ 2>/dev/null || true
+  skip=0
+  for p in $JOB_ENDING; do case "$f" in *"$p"*) skip=1 ;; esac; done
+  [ "$skip" = 1 ] || cp -n "$f" build-fuzz/ir-corpus/ 2>/dev/null || true
 done
-rm -f build-fuzz/ir-corpus/*cyclic* build-fuzz/ir-corpus/*value-range*
+for p in $JOB_ENDING; do rm -f build-fuzz/ir-corpus/*"$p"*; done
 # allocator_may_return_null + a malloc limit above ASan's own: an allocation
 # sized by a count read from the file fails (LLVM's bad-alloc handler, as in
 # the tools) instead of being reported as the fuzzer's out-of-memory.
@@ -37,3 +40,4 @@ ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 build-fuzz/test/fuzz/w4a
 echo "findings: $(ls build-fuzz/ir-findings | wc -l) (in build-fuzz/ir-findings/)"
 echo "jobs ended by the parse watchdog (MLIR bytecode reader loops): $(grep -c 'parse did not finish' build-fuzz/ir-fuzz.log || true)"
 echo "jobs ended by a bytecode reader crash (the tools' error and exit): $(grep -c "reader crashed on this input" build-fuzz/ir-fuzz.log || true)"
+echo "jobs ended by a fatal error in the reader (the tools' error and exit): $(grep -c "fatal error in MLIR's reader" build-fuzz/ir-fuzz.log || true)"
