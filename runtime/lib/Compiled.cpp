@@ -444,7 +444,8 @@ static int runImpl(w4a4_model *m, const int64_t *ids, int64_t batch,
   if (c.scored == last && logits) {
     c.logits = logits;
   } else {
-    size_t n = std::max<size_t>(1, batch * seq * spec.vocab);
+    // What the code writes: the scored rows (all of them without a tail).
+    size_t n = std::max<size_t>(1, batch * c.scored * spec.vocab);
     if (c.staging.size() < n)
       c.staging.resize(n);
     c.logits = c.staging.data();
