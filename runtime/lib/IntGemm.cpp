@@ -240,7 +240,8 @@ Status packWeights(const int8_t *irCodes, const float *scales, int64_t out,
   w.group = group;
   w.groups = group ? in / group : 1;
   int64_t blocks = (out + 15) / 16, k4s = w.stride / 4;
-  w.panels.assign(blocks * k4s * 64, 0);
+  w.nibbles = bits <= 4;
+  w.panels.assign(blocks * k4s * (w.nibbles ? 32 : 64), 0);
   w.scales.assign(scales, scales + out * w.groups);
   w.codeSums.assign(out * w.groups, 0);
   int lo = -(1 << (bits - 1)), hi = (1 << (bits - 1)) - 1;
@@ -262,7 +263,15 @@ Status packWeights(const int8_t *irCodes, const float *scales, int64_t out,
                              std::to_string(o) + ", " + std::to_string(i) +
                              "] is outside the " + std::to_string(bits) +
                              "-bit range");
-      w.panels[w.panelIndex(o, i)] = static_cast<int8_t>(code);
+      int64_t idx = w.panelIndex(o, i);
+      if (!w.nibbles) {
+        w.panels[idx] = static_cast<uint8_t>(static_cast<int8_t>(code));
+      } else {
+        int64_t within = idx % 64;
+        uint8_t nibble = static_cast<uint8_t>(code) & 0x0f;
+        w.panels[idx / 64 * 32 + within % 32] |=
+            static_cast<uint8_t>(within < 32 ? nibble : nibble << 4);
+      }
       w.codeSums[o * w.groups + (group ? i / group : 0)] += code;
     }
   w.outPadded = blocks * 16;
@@ -274,6 +283,73 @@ Status packWeights(const int8_t *irCodes, const float *scales, int64_t out,
       w.codeSumsByGroup[g * w.outPadded + o] = w.codeSums[o * w.groups + g];
     }
   return {};
+}
+
+int8_t PackedWeights::code(int64_t o, int64_t i) const {
+  int64_t idx = panelIndex(o, i);
+  if (!nibbles)
+    return static_cast<int8_t>(panels[idx]);
+  int64_t within = idx % 64;
+  uint8_t byte = panels[idx / 64 * 32 + within % 32];
+  int raw = within < 32 ? byte & 0x0f : byte >> 4;
+  return static_cast<int8_t>(raw >= 8 ? raw - 16 : raw);
+}
+
+namespace {
+/// Unpacks `panels` panels of nibbles (32 bytes each) to int8 codes (64
+/// each): the definition.
+void unpackNibblesPortable(const uint8_t *src, int64_t panels, int8_t *dst) {
+  for (int64_t p = 0; p < panels; ++p, src += 32, dst += 64)
+    for (int j = 0; j < 32; ++j) {
+      int lo = src[j] & 0x0f, hi = src[j] >> 4;
+      dst[j] = static_cast<int8_t>(lo >= 8 ? lo - 16 : lo);
+      dst[j + 32] = static_cast<int8_t>(hi >= 8 ? hi - 16 : hi);
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/// The same on 32 bytes at a time: low nibbles are codes 0-31, high
+/// nibbles 32-63 (the layout is chosen so that no shuffle is needed);
+/// sign extension of a nibble n is (n ^ 8) - 8.
+__attribute__((target("avx2"))) void
+unpackNibblesAvx2(const uint8_t *src, int64_t panels, int8_t *dst) {
+  const __m256i low = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
+  for (int64_t p = 0; p < panels; ++p, src += 32, dst += 64) {
+    __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(src));
+    __m256i lo = _mm256_and_si256(v, low);
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+    lo = _mm256_sub_epi8(_mm256_xor_si256(lo, eight), eight);
+    hi = _mm256_sub_epi8(_mm256_xor_si256(hi, eight), eight);
+    _mm256_storeu_si256(reinterpret_cast<__m256i *>(dst), lo);
+    _mm256_storeu_si256(reinterpret_cast<__m256i *>(dst + 32), hi);
+  }
+}
+#endif
+} // namespace
+
+void PackedWeights::unpackBlocks(int64_t b0, int64_t nb, int8_t *dst) const {
+  int64_t codes = blockCodes();
+  if (!nibbles) {
+    std::memcpy(dst, panels.data() + b0 * codes,
+                static_cast<size_t>(nb * codes));
+    return;
+  }
+  const uint8_t *src = panels.data() + b0 * codes / 2;
+  int64_t count = nb * codes / 64;
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool avx2 = hasAvx2();
+  if (avx2) {
+    unpackNibblesAvx2(src, count, dst);
+    return;
+  }
+#endif
+  unpackNibblesPortable(src, count, dst);
+}
+
+size_t PackedWeights::bytes() const {
+  return panels.size() +
+         sizeof(float) * (scales.size() + scalesByGroup.size()) +
+         sizeof(int32_t) * (codeSums.size() + codeSumsByGroup.size());
 }
 
 bool hasAvx512Vnni() {
@@ -367,16 +443,18 @@ void portable(const QuantizedRows &x, const PackedWeights &w, const float *bias,
               const float *residual, float *y) {
   int32_t xBias = 1 << (x.bits - 1);
   int64_t groupLen = w.group ? w.group : w.in;
-  int64_t blocks = (w.out + 15) / 16, k4s = w.stride / 4;
+  int64_t blocks = (w.out + 15) / 16;
   // Groups of whole 4-input steps read each 64-byte panel once for its 16
   // outputs; other group lengths go element by element.
   bool whole = groupLen % 4 == 0;
 #pragma omp parallel if (x.rows * w.out * w.stride > (int64_t(1) << 20))
   {
     std::vector<int32_t> acc(16 * w.groups);
-#pragma omp for collapse(2) schedule(static)
-    for (int64_t t = 0; t < x.rows; ++t)
-      for (int64_t b = 0; b < blocks; ++b) {
+    std::vector<int8_t> panels(static_cast<size_t>(w.blockCodes()));
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b) {
+      w.unpackBlocks(b, 1, panels.data());
+      for (int64_t t = 0; t < x.rows; ++t) {
         const uint8_t *xr = x.codes.data() + t * x.stride;
         int64_t lanes = std::min<int64_t>(16, w.out - b * 16);
         for (int64_t g = 0; g < w.groups; ++g) {
@@ -386,7 +464,7 @@ void portable(const QuantizedRows &x, const PackedWeights &w, const float *bias,
           if (whole) {
             for (int64_t k = g * groupLen / 4; k < (g + 1) * groupLen / 4;
                  ++k) {
-              const int8_t *p = w.panels.data() + (b * k4s + k) * 64;
+              const int8_t *p = panels.data() + k * 64;
               const uint8_t *xk = xr + 4 * k;
               for (int64_t l = 0; l < 16; ++l)
                 a[l] += static_cast<int32_t>(xk[0]) * p[4 * l] +
@@ -397,7 +475,8 @@ void portable(const QuantizedRows &x, const PackedWeights &w, const float *bias,
           } else {
             for (int64_t l = 0; l < lanes; ++l)
               for (int64_t i = g * groupLen; i < (g + 1) * groupLen; ++i)
-                a[l] += static_cast<int32_t>(xr[i]) * w.code(b * 16 + l, i);
+                a[l] += static_cast<int32_t>(xr[i]) *
+                        panels[(i / 4) * 64 + l * 4 + i % 4];
           }
         }
         int32_t one[kMaxGroupsOnStack];
@@ -419,6 +498,7 @@ void portable(const QuantizedRows &x, const PackedWeights &w, const float *bias,
                        residual ? residual + t * w.out : nullptr);
         }
       }
+    }
   }
 }
 
@@ -476,11 +556,15 @@ vnni(const QuantizedRows &x, const PackedWeights &w, const float *bias,
   {
     // Running float sums of one tile over the groups, [R][C] vectors.
     __m512 sums[R][C];
-#pragma omp for collapse(2) schedule(static)
-    for (int64_t rt = 0; rt < rowTiles; ++rt)
-      for (int64_t ct = 0; ct < colTiles; ++ct) {
-        int64_t t0 = rt * R, b0 = ct * C;
-        int64_t nb = std::min(C, blocks - b0);
+    // The column tile's panels, unpacked once for all row tiles.
+    std::vector<int8_t> panels(static_cast<size_t>(C * w.blockCodes()));
+#pragma omp for schedule(static)
+    for (int64_t ct = 0; ct < colTiles; ++ct) {
+      int64_t b0 = ct * C;
+      int64_t nb = std::min(C, blocks - b0);
+      w.unpackBlocks(b0, nb, panels.data());
+      for (int64_t rt = 0; rt < rowTiles; ++rt) {
+        int64_t t0 = rt * R;
         const uint8_t *xr[R];
         for (int64_t r = 0; r < R; ++r)
           xr[r] = x.codes.data() + std::min(t0 + r, x.rows - 1) * x.stride;
@@ -494,7 +578,7 @@ vnni(const QuantizedRows &x, const PackedWeights &w, const float *bias,
               a[r][c] = _mm512_setzero_si512();
           int64_t k0 = g * groupLen / 4, k1 = (g + 1) * groupLen / 4;
           if (nb == C) {
-            const int8_t *p0 = w.panels.data() + (b0 * k4s + k0) * 64;
+            const int8_t *p0 = panels.data() + k0 * 64;
             for (int64_t k = k0; k < k1; ++k, p0 += 64) {
               __m512i xb[R];
               for (int64_t r = 0; r < R; ++r)
@@ -513,8 +597,8 @@ vnni(const QuantizedRows &x, const PackedWeights &w, const float *bias,
                 xb[r] = _mm512_set1_epi32(
                     *reinterpret_cast<const int32_t *>(xr[r] + 4 * k));
               for (int64_t c = 0; c < nb; ++c) {
-                __m512i wv = _mm512_loadu_si512(w.panels.data() +
-                                                ((b0 + c) * k4s + k) * 64);
+                __m512i wv =
+                    _mm512_loadu_si512(panels.data() + (c * k4s + k) * 64);
                 for (int64_t r = 0; r < R; ++r)
                   a[r][c] = _mm512_dpbusd_epi32(a[r][c], xb[r], wv);
               }
@@ -535,6 +619,7 @@ vnni(const QuantizedRows &x, const PackedWeights &w, const float *bias,
                          residual ? residual + (t0 + r) * w.out : nullptr,
                          (b0 + c) * 16, w.out, y + (t0 + r) * w.out);
       }
+    }
   }
 }
 #endif
@@ -560,7 +645,7 @@ __attribute__((target("avx2"))) void avx2(const QuantizedRows &x,
                                           const float *residual, float *y) {
   int32_t xBias = 1 << (x.bits - 1);
   int64_t groupLen = w.group ? w.group : w.stride;
-  int64_t k4s = w.stride / 4, blocks = (w.out + 15) / 16;
+  int64_t blocks = (w.out + 15) / 16;
   constexpr int64_t R = 4;
   int64_t rowTiles = (x.rows + R - 1) / R;
   const __m256i xBiasV = _mm256_set1_epi32(xBias);
@@ -569,9 +654,12 @@ __attribute__((target("avx2"))) void avx2(const QuantizedRows &x,
   {
     // Running float sums of one tile (R rows x 16 outputs) over the groups.
     __m256 sums[R][2];
-#pragma omp for collapse(2) schedule(static)
-    for (int64_t rt = 0; rt < rowTiles; ++rt)
-      for (int64_t bk = 0; bk < blocks; ++bk) {
+    // The block's panels, unpacked once for all row tiles.
+    std::vector<int8_t> panels(static_cast<size_t>(w.blockCodes()));
+#pragma omp for schedule(static)
+    for (int64_t bk = 0; bk < blocks; ++bk) {
+      w.unpackBlocks(bk, 1, panels.data());
+      for (int64_t rt = 0; rt < rowTiles; ++rt) {
         int64_t t0 = rt * R, o0 = bk * 16;
         const uint8_t *xr[R];
         for (int64_t r = 0; r < R; ++r)
@@ -583,7 +671,7 @@ __attribute__((target("avx2"))) void avx2(const QuantizedRows &x,
           for (int64_t r = 0; r < R; ++r)
             a[r][0] = a[r][1] = _mm256_setzero_si256();
           int64_t k0 = g * groupLen / 4, k1 = (g + 1) * groupLen / 4;
-          const int8_t *p = w.panels.data() + (bk * k4s + k0) * 64;
+          const int8_t *p = panels.data() + k0 * 64;
           for (int64_t k = k0; k < k1; ++k, p += 64) {
             __m256i w0 =
                 _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p));
@@ -639,6 +727,7 @@ __attribute__((target("avx2"))) void avx2(const QuantizedRows &x,
             std::memcpy(yRow + o, out, sizeof(float) * valid);
           }
       }
+    }
   }
 }
 #endif
@@ -719,18 +808,22 @@ W4A4_AMX_TARGET void amx(const QuantizedRows &x, const PackedWeights &w,
     _tile_loadconfig(&cfg);
     alignas(64) int32_t c[4 * 256];
     __m512 sums[32][2];
-#pragma omp for collapse(2) schedule(static)
-    for (int64_t rt = 0; rt < rowTiles; ++rt)
-      for (int64_t ct = 0; ct < colTiles; ++ct) {
-        int64_t t0 = rt * 32, b0 = ct * 2;
+    // The column tile's two blocks of panels, unpacked once for all row
+    // tiles (AMX's B tiles load from here).
+    std::vector<int8_t> panels(static_cast<size_t>(2 * blockStride));
+#pragma omp for schedule(static)
+    for (int64_t ct = 0; ct < colTiles; ++ct) {
+      int64_t b0 = ct * 2;
+      int nb = static_cast<int>(std::min<int64_t>(2, blocks - b0));
+      w.unpackBlocks(b0, nb, panels.data());
+      for (int64_t rt = 0; rt < rowTiles; ++rt) {
+        int64_t t0 = rt * 32;
         int nr = t0 + 16 < x.rows ? 2 : 1;
-        int nb = static_cast<int>(std::min<int64_t>(2, blocks - b0));
         for (int64_t r = 0; r < 32; ++r)
           sums[r][0] = sums[r][1] = _mm512_setzero_ps();
         for (int64_t g = 0; g < w.groups; ++g) {
           const uint8_t *a = x.codes.data() + t0 * x.stride + g * groupLen;
-          const int8_t *b =
-              w.panels.data() + (b0 * k4s + g * groupLen / 4) * 64;
+          const int8_t *b = panels.data() + (g * groupLen / 4) * 64;
           if (nr == 2 && nb == 2)
             amxGroup<2, 2>(a, x.stride, b, blockStride, ksteps, c);
           else if (nr == 2)
@@ -758,6 +851,7 @@ W4A4_AMX_TARGET void amx(const QuantizedRows &x, const PackedWeights &w,
                          residual ? residual + (t0 + r) * w.out : nullptr,
                          (b0 + n) * 16, w.out, y + (t0 + r) * w.out);
       }
+    }
     _tile_release();
   }
 }

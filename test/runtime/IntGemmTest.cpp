@@ -264,6 +264,38 @@ TEST(IntGemm, PackUnpackRoundTrip) {
       for (int64_t i = 0; i < in; ++i)
         EXPECT_EQ(w.code(o, i), codes[o * in + i]) << bits;
   }
+}
+
+TEST(IntGemm, FourBitPanelsHoldTwoCodesPerByte) {
+  // 40 outputs (3 blocks, the last partial), 200 inputs (stride 256).
+  for (int bits : {2, 3, 4, 5, 8}) {
+    int64_t out = 40, in = 200;
+    std::vector<int> codes;
+    auto ir = randomIrCodes(out, in, bits, codes);
+    std::vector<float> scales(out, 1.0f);
+    PackedWeights w;
+    ASSERT_TRUE(
+        packWeights(ir.data(), scales.data(), out, in, bits, 0, w).ok());
+    int64_t blocks = 3, panelsPerBlock = w.stride / 4;
+    EXPECT_EQ(w.nibbles, bits <= 4) << bits;
+    EXPECT_EQ(static_cast<int64_t>(w.panels.size()),
+              blocks * panelsPerBlock * (bits <= 4 ? 32 : 64))
+        << bits;
+    // unpackBlocks (AVX2 where available) gives every code at panelIndex,
+    // and zeros in the padding; any block range.
+    for (int64_t b0 = 0; b0 < blocks; ++b0)
+      for (int64_t nb = 1; b0 + nb <= blocks; ++nb) {
+        std::vector<int8_t> unpacked(nb * w.blockCodes(), 99);
+        w.unpackBlocks(b0, nb, unpacked.data());
+        for (int64_t o = b0 * 16; o < (b0 + nb) * 16; ++o)
+          for (int64_t i = 0; i < w.stride; ++i) {
+            int expected = o < out && i < in ? codes[o * in + i] : 0;
+            ASSERT_EQ(unpacked[w.panelIndex(o, i) - b0 * w.blockCodes()],
+                      expected)
+                << bits << " " << o << " " << i;
+          }
+      }
+  }
   // The extremes of the 4-bit range: -8 = 0x8 and 7 = 0x7 in one byte.
   std::vector<int> extremes = {-8, 7};
   EXPECT_EQ(packCodes(extremes.data(), 1, 2, 4), std::vector<int8_t>{0x78});

@@ -42,27 +42,42 @@ void quantizeActivations(const float *x, int64_t rows, int64_t cols, int bits,
                          double clip, QuantizedRows &out,
                          GemmPath path = GemmPath::Auto);
 
-/// Weights unpacked to int8 codes in VNNI panels (the only copy every path
-/// reads), with scales [out, groups] and the per-group code sums VNNI's
-/// bias correction needs.
+/// Weights in VNNI panels (the only copy every path reads), with scales
+/// [out, groups] and the per-group code sums VNNI's bias correction needs.
+/// Panels of codes up to 4 bits are stored two codes per byte (`nibbles`);
+/// the GEMM paths unpack a column tile's panels to int8 in a per-thread
+/// buffer (unpackBlocks) and run on that.
 struct PackedWeights {
   int64_t out = 0, in = 0, stride = 0, group = 0, groups = 1;
   int bits = 0;
+  /// Two codes per byte (bits <= 4): byte j of a panel's 32 holds the
+  /// panel's code j in its low and code j + 32 in its high nibble (two's
+  /// complement). Otherwise one int8 code per byte.
+  bool nibbles = false;
   std::vector<float> scales;
   std::vector<int32_t> codeSums; // [out, groups]
-  /// For each block of 16 outputs and each 4 inputs, 64 bytes (16 outputs x
-  /// 4 inputs); outputs and inputs (up to `stride`) padded with zeros.
-  std::vector<int8_t> panels;
+  /// For each block of 16 outputs and each 4 inputs, a panel of 64 codes
+  /// (16 outputs x 4 inputs); outputs and inputs (up to `stride`) padded
+  /// with zeros. 64 bytes per panel, or 32 with `nibbles`.
+  std::vector<uint8_t> panels;
+  /// Codes of one block of 16 outputs (unpacked: one byte per code).
+  int64_t blockCodes() const { return stride / 4 * 64; }
+  /// The index of output o, input i among the unpacked codes.
   int64_t panelIndex(int64_t o, int64_t i) const {
     return ((o / 16) * (stride / 4) + i / 4) * 64 + (o % 16) * 4 + i % 4;
   }
   /// The code of output o, input i.
-  int8_t code(int64_t o, int64_t i) const { return panels[panelIndex(o, i)]; }
+  int8_t code(int64_t o, int64_t i) const;
+  /// Writes the int8 codes of blocks [b0, b0 + nb) to dst (nb *
+  /// blockCodes() bytes, the unpacked layout).
+  void unpackBlocks(int64_t b0, int64_t nb, int8_t *dst) const;
   /// Scales and code sums by group, outputs padded to a multiple of 16
   /// ([groups, outPadded]): 16 consecutive outputs load as one vector.
   int64_t outPadded = 0;
   std::vector<float> scalesByGroup;
   std::vector<int32_t> codeSumsByGroup;
+  /// Bytes held (panels, scales, code sums).
+  size_t bytes() const;
 };
 
 /// Packs b-bit codes [out, in] in the IR's layout (`w4a4.qlinear`): two's
