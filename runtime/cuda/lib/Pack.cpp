@@ -2,6 +2,8 @@
 
 #include "w4a4/cuda/Pack.h"
 
+#include <cmath>
+#include <optional>
 #include <string>
 
 namespace w4a4::cuda {
@@ -91,6 +93,20 @@ rt::Status packActivations(const rt::QuantizedRows &x, int64_t kPadded,
       codes[r * kPadded / 2 + c / 2] |= static_cast<uint8_t>(
           (static_cast<unsigned>(code) & 0xfu) << (4 * (c % 2)));
     }
+  return {};
+}
+
+rt::Status hadamardSpec(int64_t size, HadamardSpec &spec) {
+  std::optional<rt::HadamardFactors> f = rt::factorHadamardOrder(size);
+  if (!f)
+    return rt::Status::error("no Hadamard matrix of order " +
+                             std::to_string(size));
+  spec.size = size;
+  spec.m = f->base;
+  spec.w = int64_t{1} << f->log2Factor;
+  spec.base =
+      spec.m > 1 ? rt::buildHadamardMatrix(spec.m) : std::vector<int8_t>{};
+  spec.norm = static_cast<float>(1.0 / std::sqrt(static_cast<double>(size)));
   return {};
 }
 

@@ -123,13 +123,17 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(gemm::kThreads) w4a4Gemm(GemmParams p) {
 
   int32_t acc[2][4][4];
   float sums[2][4][4];
+  W4A4_UNROLL
   for (int mi = 0; mi < 2; ++mi)
-    for (int ni = 0; ni < 4; ++ni)
-      for (int r = 0; r < 4; ++r) {
-        acc[mi][ni][r] = 0;
-        sums[mi][ni][r] = 0.0f;
-      }
+    W4A4_UNROLL
+  for (int ni = 0; ni < 4; ++ni)
+    W4A4_UNROLL
+  for (int r = 0; r < 4; ++r) {
+    acc[mi][ni][r] = 0;
+    sums[mi][ni][r] = 0.0f;
+  }
 
+  W4A4_UNROLL
   for (int s = 0; s < kStages - 1; ++s) {
     if (s < kSteps)
       loadA(p, shared, s, row0, s);
@@ -147,6 +151,7 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(gemm::kThreads) w4a4Gemm(GemmParams p) {
 
     const unsigned char *sA = shared + (ks % kStages) * kBlockM * kRowBytes;
     uint32_t bFrag[4][2];
+    W4A4_UNROLL
     for (int ni = 0; ni < 4; ++ni) {
       const unsigned char *src =
           p.b + (static_cast<int64_t>(tile0 + ni) * kSteps + ks) * kTileBytes +
@@ -154,6 +159,7 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(gemm::kThreads) w4a4Gemm(GemmParams p) {
       bFrag[ni][0] = load32(src);
       bFrag[ni][1] = load32(src + 4);
     }
+    W4A4_UNROLL
     for (int mi = 0; mi < 2; ++mi) {
       const unsigned char *rowLo = sA + (wm * 32 + mi * 16 + gid) * kRowBytes;
       const unsigned char *rowHi = rowLo + 8 * kRowBytes;
@@ -161,17 +167,20 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(gemm::kThreads) w4a4Gemm(GemmParams p) {
         uint32_t a[4] = {load32(rowLo + tig * 4), load32(rowHi + tig * 4),
                          load32(rowLo + 16 + tig * 4),
                          load32(rowHi + 16 + tig * 4)};
+        W4A4_UNROLL
         for (int ni = 0; ni < 4; ++ni)
           dev::mmaS4(acc[mi][ni], a, bFrag[ni], acc[mi][ni]);
       } else {
         // Two k32 halves; per half a lane holds 4 codes (16 bits) per A
         // register and per B register.
+        W4A4_UNROLL
         for (int h = 0; h < 2; ++h) {
           int off = h * 16 + tig * 2;
           uint32_t a[4] = {s4x4ToS8x4(load16(rowLo + off)),
                            s4x4ToS8x4(load16(rowHi + off)),
                            s4x4ToS8x4(load16(rowLo + off + 8)),
                            s4x4ToS8x4(load16(rowHi + off + 8))};
+          W4A4_UNROLL
           for (int ni = 0; ni < 4; ++ni) {
             uint32_t half = h ? bFrag[ni][1] : bFrag[ni][0];
             uint32_t b[2] = {s4x4ToS8x4(half & 0xffffu),
@@ -184,42 +193,50 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(gemm::kThreads) w4a4Gemm(GemmParams p) {
     if ((ks + 1) % p.groupSteps == 0) {
       // The group's int32 sums join the float sums (the CPU's order).
       int g = ks / p.groupSteps;
+      W4A4_UNROLL
       for (int ni = 0; ni < 4; ++ni)
-        for (int j = 0; j < 2; ++j) {
-          int col = col0 + wn * 32 + ni * 8 + tig * 2 + j;
-          float scale = p.bScale[static_cast<int64_t>(g) * p.nPadded + col];
-          for (int mi = 0; mi < 2; ++mi)
-            for (int hi = 0; hi < 2; ++hi) {
-              int r = hi * 2 + j;
-              sums[mi][ni][r] =
-                  dev::addRn(sums[mi][ni][r],
-                             dev::mulRn(dev::int2Float(acc[mi][ni][r]), scale));
-              acc[mi][ni][r] = 0;
-            }
+        W4A4_UNROLL
+      for (int j = 0; j < 2; ++j) {
+        int col = col0 + wn * 32 + ni * 8 + tig * 2 + j;
+        float scale = p.bScale[static_cast<int64_t>(g) * p.nPadded + col];
+        W4A4_UNROLL
+        for (int mi = 0; mi < 2; ++mi)
+          W4A4_UNROLL
+        for (int hi = 0; hi < 2; ++hi) {
+          int r = hi * 2 + j;
+          sums[mi][ni][r] =
+              dev::addRn(sums[mi][ni][r],
+                         dev::mulRn(dev::int2Float(acc[mi][ni][r]), scale));
+          acc[mi][ni][r] = 0;
         }
+      }
     }
   }
 
+  W4A4_UNROLL
   for (int mi = 0; mi < 2; ++mi)
-    for (int hi = 0; hi < 2; ++hi) {
-      int row = row0 + wm * 32 + mi * 16 + gid + hi * 8;
-      if (row >= p.m)
+    W4A4_UNROLL
+  for (int hi = 0; hi < 2; ++hi) {
+    int row = row0 + wm * 32 + mi * 16 + gid + hi * 8;
+    if (row >= p.m)
+      continue;
+    float xs = p.aScale[row];
+    W4A4_UNROLL
+    for (int ni = 0; ni < 4; ++ni)
+      W4A4_UNROLL
+    for (int j = 0; j < 2; ++j) {
+      int col = col0 + wn * 32 + ni * 8 + tig * 2 + j;
+      if (col >= p.n)
         continue;
-      float xs = p.aScale[row];
-      for (int ni = 0; ni < 4; ++ni)
-        for (int j = 0; j < 2; ++j) {
-          int col = col0 + wn * 32 + ni * 8 + tig * 2 + j;
-          if (col >= p.n)
-            continue;
-          float v = dev::mulRn(sums[mi][ni][hi * 2 + j], xs);
-          if (p.bias)
-            v = dev::addRn(v, p.bias[col]);
-          int64_t at = static_cast<int64_t>(row) * p.n + col;
-          if (p.residual)
-            v = dev::addRn(v, p.residual[at]);
-          p.y[at] = v;
-        }
+      float v = dev::mulRn(sums[mi][ni][hi * 2 + j], xs);
+      if (p.bias)
+        v = dev::addRn(v, p.bias[col]);
+      int64_t at = static_cast<int64_t>(row) * p.n + col;
+      if (p.residual)
+        v = dev::addRn(v, p.residual[at]);
+      p.y[at] = v;
     }
+  }
 }
 
 } // namespace w4a4::cuda

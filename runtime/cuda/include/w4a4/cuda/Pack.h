@@ -21,6 +21,7 @@
 #ifndef W4A4_CUDA_PACK_H
 #define W4A4_CUDA_PACK_H
 
+#include "w4a4/runtime/Hadamard.h"
 #include "w4a4/runtime/IntGemm.h"
 #include "w4a4/runtime/Status.h"
 
@@ -51,6 +52,16 @@ rt::Status packWeights(GemmTarget target, const rt::PackedWeights &w,
 /// s4 rows of kPadded / 2 bytes (zero codes past the row's width).
 rt::Status packActivations(const rt::QuantizedRows &x, int64_t kPadded,
                            std::vector<uint8_t> &codes);
+
+/// What swigluQuantize (Producers.cuh) needs of a Hadamard of order
+/// `size`: size = m * w, w a power of two, H_m's +-1 entries (empty for m =
+/// 1) and 1 / sqrt(size) as HadamardRowTransform rounds it.
+struct HadamardSpec {
+  int64_t size = 0, m = 1, w = 1;
+  std::vector<int8_t> base;
+  float norm = 1.0f;
+};
+rt::Status hadamardSpec(int64_t size, HadamardSpec &spec);
 
 } // namespace w4a4::cuda
 

@@ -20,11 +20,18 @@
 #define W4A4_DEVICE __device__ __forceinline__
 #define W4A4_KERNEL __global__
 #define W4A4_LAUNCH_BOUNDS(n) __launch_bounds__(n)
+/// Loops over register arrays must unroll (else the arrays live in local
+/// memory).
+#define W4A4_UNROLL _Pragma("unroll")
 #else
 #include "w4a4/cuda/Emulated.h"
+
+#include <cmath>
+#include <cstring>
 #define W4A4_DEVICE inline
 #define W4A4_KERNEL
 #define W4A4_LAUNCH_BOUNDS(n)
+#define W4A4_UNROLL
 #endif
 
 namespace w4a4::cuda::dev {
@@ -54,7 +61,15 @@ W4A4_DEVICE float shflXor(float v, int mask) {
 W4A4_DEVICE float mulRn(float a, float b) { return __fmul_rn(a, b); }
 W4A4_DEVICE float addRn(float a, float b) { return __fadd_rn(a, b); }
 W4A4_DEVICE float divRn(float a, float b) { return __fdiv_rn(a, b); }
+W4A4_DEVICE float subRn(float a, float b) { return __fsub_rn(a, b); }
+W4A4_DEVICE float sqrtRn(float a) { return __fsqrt_rn(a); }
+/// Round to the nearest integer, ties to even (std::nearbyint's default).
+W4A4_DEVICE float rintRn(float a) { return rintf(a); }
 W4A4_DEVICE float int2Float(int32_t v) { return __int2float_rn(v); }
+W4A4_DEVICE float bitsToFloat(int32_t v) { return __int_as_float(v); }
+W4A4_DEVICE double dmulRn(double a, double b) { return __dmul_rn(a, b); }
+W4A4_DEVICE double daddRn(double a, double b) { return __dadd_rn(a, b); }
+W4A4_DEVICE double ddivRn(double a, double b) { return __ddiv_rn(a, b); }
 
 /// cp.async of 16 bytes from global to shared memory, zero-filled when
 /// !valid; visible only after cpAsyncWait.
@@ -107,7 +122,18 @@ W4A4_DEVICE float shflXor(float v, int mask) { return emu::shflXor(v, mask); }
 W4A4_DEVICE float mulRn(float a, float b) { return a * b; }
 W4A4_DEVICE float addRn(float a, float b) { return a + b; }
 W4A4_DEVICE float divRn(float a, float b) { return a / b; }
+W4A4_DEVICE float subRn(float a, float b) { return a - b; }
+W4A4_DEVICE float sqrtRn(float a) { return std::sqrt(a); }
+W4A4_DEVICE float rintRn(float a) { return std::nearbyint(a); }
 W4A4_DEVICE float int2Float(int32_t v) { return static_cast<float>(v); }
+W4A4_DEVICE float bitsToFloat(int32_t v) {
+  float f;
+  std::memcpy(&f, &v, 4);
+  return f;
+}
+W4A4_DEVICE double dmulRn(double a, double b) { return a * b; }
+W4A4_DEVICE double daddRn(double a, double b) { return a + b; }
+W4A4_DEVICE double ddivRn(double a, double b) { return a / b; }
 W4A4_DEVICE void cpAsync16(void *sharedDst, const void *globalSrc, bool valid) {
   emu::cpAsync16(sharedDst, globalSrc, valid);
 }

@@ -1,0 +1,27 @@
+//===- Launch.h - host entry points of the CUDA W4A4 kernels -----*- C++
+//-*-===//
+//
+// Launchers of the kernels in Gemm.cuh, compiled by nvcc (lib/GemmSm80.cu
+// for sm_80/86/89, lib/GemmSm90.cu for sm_90a). Shapes and pointers as in
+// GemmParams; every pointer is device memory.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef W4A4_CUDA_LAUNCH_H
+#define W4A4_CUDA_LAUNCH_H
+
+#include "w4a4/cuda/Gemm.cuh"
+
+#include <cuda_runtime.h>
+
+namespace w4a4::cuda {
+
+/// mma.sync m16n8k64 s4 (sm_80, sm_86, sm_89).
+cudaError_t launchGemmSm80(const GemmParams &p, cudaStream_t stream);
+/// 4-bit codes unpacked to s8, mma.sync m16n8k32 s8 (sm_90; runs on sm_80
+/// and later).
+cudaError_t launchGemmSm90(const GemmParams &p, cudaStream_t stream);
+
+} // namespace w4a4::cuda
+
+#endif // W4A4_CUDA_LAUNCH_H

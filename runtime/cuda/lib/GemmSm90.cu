@@ -1,0 +1,16 @@
+//===- GemmSm90.cu - the Sm90S8 W4A4 GEMM, compiled by nvcc ---------------===//
+
+#include "w4a4/cuda/Launch.h"
+
+namespace w4a4::cuda {
+
+template __global__ void w4a4Gemm<Sm90S8>(GemmParams);
+
+cudaError_t launchGemmSm90(const GemmParams &p, cudaStream_t stream) {
+  dim3 grid(static_cast<unsigned>(p.nPadded / gemm::kBlockN),
+            static_cast<unsigned>((p.m + gemm::kBlockM - 1) / gemm::kBlockM));
+  w4a4Gemm<Sm90S8><<<grid, gemm::kThreads, gemm::kSharedBytes, stream>>>(p);
+  return cudaGetLastError();
+}
+
+} // namespace w4a4::cuda
