@@ -33,11 +33,17 @@ for p in $JOB_ENDING; do rm -f build-fuzz/ir-corpus/*"$p"*; done
 # allocator_may_return_null + a malloc limit above ASan's own: an allocation
 # sized by a count read from the file fails (LLVM's bad-alloc handler, as in
 # the tools) instead of being reported as the fuzzer's out-of-memory.
+# A job that ends early (below) writes its reason to this file; libFuzzer's
+# count of executions leaves such jobs out.
+JOB_ENDS=build-fuzz/ir-job-ends.log
+: >"$JOB_ENDS"
+W4A4_FUZZ_JOB_END_LOG=$PWD/$JOB_ENDS \
 ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 build-fuzz/test/fuzz/w4a4-ir-fuzzer \
   -fork="$FORKS" -ignore_crashes="${IGNORE_CRASHES:-0}" -max_total_time="$SECONDS_TO_RUN" -max_len=65536 -timeout=20 \
   -rss_limit_mb=3000 -malloc_limit_mb=1000000 -artifact_prefix=build-fuzz/ir-findings/ \
   build-fuzz/ir-corpus 2>&1 | tee build-fuzz/ir-fuzz.log | grep -E "^#[0-9]+:|DONE|ERROR|SUMMARY" | tail -5 || true
 echo "findings: $(ls build-fuzz/ir-findings | wc -l) (in build-fuzz/ir-findings/)"
-echo "jobs ended by the parse watchdog (MLIR bytecode reader loops): $(grep -c 'parse did not finish' build-fuzz/ir-fuzz.log || true)"
-echo "jobs ended by a bytecode reader crash (the tools' error and exit): $(grep -c "reader crashed on this input" build-fuzz/ir-fuzz.log || true)"
-echo "jobs ended by a fatal error in the reader (the tools' error and exit): $(grep -c "fatal error in MLIR's reader" build-fuzz/ir-fuzz.log || true)"
+echo "jobs ended by the parse watchdog (MLIR bytecode reader loops): $(grep -c 'parse did not finish' "$JOB_ENDS" || true)"
+echo "jobs ended by a bytecode reader crash (the tools' error and exit): $(grep -c "reader crashed on this input" "$JOB_ENDS" || true)"
+echo "jobs ended by a fatal error in the reader (the tools' error and exit): $(grep -c "fatal error in MLIR's reader" "$JOB_ENDS" || true)"
+echo "(executions of jobs that ended early are not in libFuzzer's count)"

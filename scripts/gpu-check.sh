@@ -23,7 +23,7 @@ echo "building for -arch=$ARCH with $("$NVCC" --version | tail -1)"
 time timeout 300 "$NVCC" -O3 -std=c++17 -arch="$ARCH" \
   -Iruntime/include -Iruntime/cuda/include \
   -Xcompiler -fopenmp,-ffp-contract=off -Xptxas -v \
-  test/cuda/gpu/GemmCheck.cu runtime/cuda/lib/GemmSm80.cu runtime/cuda/lib/GemmSm90.cu \
+  test/cuda/gpu/GemmCheck.cu runtime/cuda/lib/GemmSm80.cu runtime/cuda/lib/GemmSm90.cu runtime/cuda/lib/Blocks.cu \
   runtime/lib/IntGemm.cpp runtime/cuda/lib/Pack.cpp runtime/lib/Hadamard.cpp \
   -lcublasLt -lgomp -o "$OUT_DIR/gemm-check" 2>"$OUT_DIR/build.log" \
   || { cat "$OUT_DIR/build.log"; exit 1; }

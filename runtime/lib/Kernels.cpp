@@ -210,6 +210,11 @@ void rotateHeads(const float *x, const float *c, const float *sn, int64_t heads,
 }
 } // namespace
 
+void ropeTables(double theta, int64_t headDim, int64_t p0, int64_t p1,
+                float *cosT, float *sinT) {
+  fillRope(theta, headDim, p0, p1, cosT, sinT);
+}
+
 void rope(const float *x, int64_t batch, int64_t seq, int64_t heads,
           int64_t headDim, double theta, int64_t offset, bool interleaved,
           float *out) {

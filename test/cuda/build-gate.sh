@@ -48,6 +48,10 @@ for arch in sm_80 sm_86 sm_89; do
 done
 compile "$ROOT/runtime/cuda/lib/GemmSm90.cu" sm_90a
 cubin90=$CUBIN
+# The fp32 and producer kernels run on every target.
+for arch in sm_80 sm_86 sm_89 sm_90a; do
+  compile "$ROOT/runtime/cuda/lib/Blocks.cu" "$arch"
+done
 if readelf -sW "$cubin90" | grep -q "$HELPER"; then
   echo "build-gate: FAIL the sm_90a GEMM links the emulated sub-byte MMA helper" >&2
   status=1
@@ -81,7 +85,8 @@ ${CXX:-c++} -std=c++17 $INC -o "$WORK/smem" "$WORK/smem.cpp"
 if "$NVCC" -O2 -std=c++17 -arch=sm_80 -I"$ROOT/runtime/include" $INC \
     -Xcompiler -fopenmp,-ffp-contract=off \
     "$ROOT/test/cuda/gpu/GemmCheck.cu" "$ROOT/runtime/cuda/lib/GemmSm80.cu" \
-    "$ROOT/runtime/cuda/lib/GemmSm90.cu" "$ROOT/runtime/lib/IntGemm.cpp" \
+    "$ROOT/runtime/cuda/lib/GemmSm90.cu" "$ROOT/runtime/cuda/lib/Blocks.cu" \
+    "$ROOT/runtime/lib/IntGemm.cpp" \
     "$ROOT/runtime/cuda/lib/Pack.cpp" "$ROOT/runtime/lib/Hadamard.cpp" -lcublasLt -lgomp \
     -o "$WORK/gemm-check" >"$WORK/gemm-check.log" 2>&1; then
   echo "gpu     scripts/gpu-check.sh's program builds ($(basename "$WORK")/gemm-check)"

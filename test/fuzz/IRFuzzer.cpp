@@ -62,6 +62,7 @@ void resumeLeakChecks() {
 }
 } // namespace
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -71,6 +72,8 @@ void resumeLeakChecks() {
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <string>
 
@@ -95,6 +98,22 @@ int64_t weightBytes(mlir::ModuleOp module) {
 
 /// report_fatal_error inside the recovered parse leaves it through the
 /// recovery context (as an exit, not a crash); anywhere else it aborts.
+/// Ends the fuzzing job (exit code 0: libFuzzer's fork mode starts the next
+/// one) with a line naming the reason, on stderr (the job's log) and appended
+/// to $W4A4_FUZZ_JOB_END_LOG (scripts/fuzz-ir.sh counts them there: the
+/// parent's log never shows a job's lines).
+[[noreturn]] void endJob(const char *line, size_t length) {
+  (void)!write(2, line, length);
+  if (const char *log = std::getenv("W4A4_FUZZ_JOB_END_LOG")) {
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      (void)!write(fd, line, length);
+      close(fd);
+    }
+  }
+  _exit(0);
+}
+
 void onFatalError(void *, const char *reason, bool) {
   if (auto *recovery = llvm::CrashRecoveryContext::GetCurrent())
     recovery->HandleExit(1);
@@ -119,8 +138,7 @@ public:
         static const char line[] =
             "w4a4-ir-fuzzer: parse did not finish in 2 s (MLIR bytecode "
             "reader loop); input rejected, job ends\n";
-        (void)!write(2, line, sizeof line - 1);
-        _exit(0);
+        endJob(line, sizeof line - 1);
       }
     });
   }
@@ -166,6 +184,18 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  // Triage aid (scripts/fuzz-ir-malloc-check.sh): the input being run, in a
+  // file per process, so that a job that dies without saving its unit (a
+  // hang inside a corrupted heap) still names it.
+  static const char *saveLast = std::getenv("W4A4_FUZZ_SAVE_LAST");
+  if (saveLast) {
+    std::string path =
+        std::string(saveLast) + "." + std::to_string(::getpid());
+    if (FILE *f = std::fopen(path.c_str(), "wb")) {
+      std::fwrite(data, 1, size, f);
+      std::fclose(f);
+    }
+  }
   // MLIR's lexer reads up to a terminating NUL, as every file the tools read
   // has (MemoryBuffer); libFuzzer's data has none.
   std::string owned(reinterpret_cast<const char *>(data), size);
@@ -215,8 +245,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       static const char line[] =
           "w4a4-ir-fuzzer: MLIR's bytecode reader crashed on this input (the "
           "tools report an error and exit); job ends\n";
-      (void)!write(2, line, sizeof line - 1);
-      _exit(0);
+      endJob(line, sizeof line - 1);
     }
     // A recovered fatal error (report_fatal_error, a failed allocation) left
     // the reader by longjmp, abandoning its half-built state in the context
@@ -225,8 +254,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const char fatal[] =
         "w4a4-ir-fuzzer: fatal error in MLIR's reader on this input (the "
         "tools report an error and exit); job ends\n";
-    (void)!write(2, fatal, sizeof fatal - 1);
-    _exit(0);
+    endJob(fatal, sizeof fatal - 1);
   }
   // Verification (our verifiers) runs outside the recovered region.
   if (!module || mlir::failed(mlir::verify(*module)) ||

@@ -53,6 +53,13 @@ void rope(const float *x, int64_t batch, int64_t seq, int64_t heads,
           int64_t headDim, double theta, int64_t offset, bool interleaved,
           float *out);
 
+/// The cos and sin tables rope() uses: [p1 - p0, headDim / 2] for
+/// positions p0..p1-1, cos/sin(p * theta^(-2i/d)) computed in float64 and
+/// rounded to float (for kernels elsewhere, e.g. the CUDA ones, to rotate
+/// with the same values).
+void ropeTables(double theta, int64_t headDim, int64_t p0, int64_t p1,
+                float *cosT, float *sinT);
+
 /// Causal attention: q [batch, seq, heads * d], k and v [batch, seq,
 /// kvHeads * d], optional constant prefix kp, vp [prefix, kvHeads * d] that
 /// every token sees before the sequence; out [batch, seq, heads * d].

@@ -10,7 +10,9 @@
 #ifndef W4A4_CUDA_LAUNCH_H
 #define W4A4_CUDA_LAUNCH_H
 
+#include "w4a4/cuda/Attention.cuh"
 #include "w4a4/cuda/Gemm.cuh"
+#include "w4a4/cuda/Producers.cuh"
 
 #include <cuda_runtime.h>
 
@@ -21,6 +23,15 @@ cudaError_t launchGemmSm80(const GemmParams &p, cudaStream_t stream);
 /// 4-bit codes unpacked to s8, mma.sync m16n8k32 s8 (sm_90; runs on sm_80
 /// and later).
 cudaError_t launchGemmSm90(const GemmParams &p, cudaStream_t stream);
+
+/// One block per row (lib/Blocks.cu, every target).
+cudaError_t launchRmsNormQuantize(const RmsNormQuantizeParams &p,
+                                  cudaStream_t stream);
+cudaError_t launchSwigluQuantize(const SwigluQuantizeParams &p,
+                                 cudaStream_t stream);
+cudaError_t launchRope(const RopeParams &p, cudaStream_t stream);
+/// One block per (query row, head).
+cudaError_t launchAttention(const AttentionParams &p, cudaStream_t stream);
 
 } // namespace w4a4::cuda
 
