@@ -20,7 +20,8 @@ if [ ! -f "$B/build.ninja" ]; then
     -DCMAKE_CXX_FLAGS_RELEASE="-O1 -g1 -DNDEBUG" >/dev/null
 fi
 start=$(date +%s)
-ninja -C "$B" w4a4-opt w4a4-import w4a4-run w4a4-compile run-artifact w4a4-unittests w4a4-hadamard-dump
+ninja -C "$B" w4a4-opt w4a4-import w4a4-run w4a4-compile run-artifact w4a4-unittests w4a4-hadamard-dump \
+  w4a4-cuda-emulated-tests
 echo "sanitizer build: $(( $(date +%s) - start )) s"
 # allocator_may_return_null: an allocation sized by a malformed file fails
 # as it does without ASan (the tools report it) instead of ASan aborting.
@@ -28,5 +29,7 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detec
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 start=$(date +%s)
 "$B/test/w4a4-unittests" --gtest_brief=1
+# The CUDA kernels on the SIMT emulator (fibers: ASan's fiber annotations).
+"$B/test/w4a4-cuda-emulated-tests" --gtest_brief=1
 /usr/lib/llvm-22/bin/lit -sv "$B/test"
 echo "sanitizer tests: $(( $(date +%s) - start )) s"

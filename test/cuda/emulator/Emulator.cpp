@@ -117,15 +117,27 @@ void yield() {
 #endif
 }
 
-[[noreturn]] void fail(const std::string &what) {
+void setError(const std::string &what) {
   Machine &mm = m();
   if (mm.error.empty())
     mm.error = what + " (block (" + std::to_string(mm.bx) + ", " +
                std::to_string(mm.by) + "), thread " +
                std::to_string(mm.current->tid) + ")";
-  for (;;)
-    yield(); // never resumed: the scheduler stops at the first error
 }
+
+/// Leaves the fiber for good (the scheduler stops at the first error).
+[[noreturn]] void abandon() {
+  for (;;)
+    yield();
+}
+
+// The message is built and stored in a statement of its own: the fiber is
+// never resumed, so temporaries alive across abandon() would leak.
+#define W4A4_EMU_FAIL(what)                                                    \
+  do {                                                                         \
+    setError(what);                                                            \
+    abandon();                                                                 \
+  } while (0)
 
 template <class Pred> void waitWhile(Pred pred) {
   Fiber *f = m().current;
@@ -149,10 +161,11 @@ void fiberEntry() {
     f->committed.clear();
   }
   if (mm.barrierArrived > 0)
-    fail("a thread exited while others wait at __syncthreads");
+    W4A4_EMU_FAIL("a thread exited while others wait at __syncthreads");
   if (mm.warps[f->tid / 32].arrived > 0)
-    fail(std::string("a thread exited while lanes of its warp wait at ") +
-         collectiveName(mm.warps[f->tid / 32].kind));
+    W4A4_EMU_FAIL(
+        std::string("a thread exited while lanes of its warp wait at ") +
+        collectiveName(mm.warps[f->tid / 32].kind));
   f->done = true;
   --mm.live;
   ++mm.events;
@@ -162,7 +175,8 @@ void fiberEntry() {
 std::string runBlock(Machine &mm) {
   mm.live = mm.config.threads;
   mm.barrierArrived = 0;
-  std::memset(mm.shared.data(), kPoison, mm.shared.size());
+  if (!mm.shared.empty())
+    std::memset(mm.shared.data(), kPoison, mm.shared.size());
   for (size_t w = 0; w < mm.warps.size(); ++w) {
     Warp &warp = mm.warps[w];
     warp.lanes =
@@ -222,9 +236,9 @@ void collective(Collective kind, Store store, Compute compute, Load load) {
   if (w.arrived == 0)
     w.kind = kind;
   else if (w.kind != kind)
-    fail(std::string("lanes of warp ") + std::to_string(tid / 32) +
-         " at different collectives: " + collectiveName(w.kind) + " and " +
-         collectiveName(kind));
+    W4A4_EMU_FAIL(std::string("lanes of warp ") + std::to_string(tid / 32) +
+                  " at different collectives: " + collectiveName(w.kind) +
+                  " and " + collectiveName(kind));
   store(w, lane);
   ++mm.events;
   unsigned generation = w.generation;
@@ -247,7 +261,8 @@ int32_t element(uint32_t reg, int bits, int e) {
 
 void mmaCompute(Warp &w, int k, int bits) {
   if (w.lanes != 32)
-    fail("mma.sync in a warp of " + std::to_string(w.lanes) + " lanes");
+    W4A4_EMU_FAIL("mma.sync in a warp of " + std::to_string(w.lanes) +
+                  " lanes");
   int per = 32 / bits;
   int32_t a[16][64] = {}, b[64][8] = {};
   int64_t d[16][8] = {};
@@ -341,8 +356,9 @@ void syncThreads() {
   // Every thread of the block takes part (CUDA leaves a barrier some
   // threads skip or exited before undefined).
   if (mm.live != mm.config.threads)
-    fail("__syncthreads after " + std::to_string(mm.config.threads - mm.live) +
-         " thread(s) of the block exited");
+    W4A4_EMU_FAIL("__syncthreads after " +
+                  std::to_string(mm.config.threads - mm.live) +
+                  " thread(s) of the block exited");
   ++mm.events;
   unsigned generation = mm.barrierGeneration;
   if (++mm.barrierArrived == mm.live) {
@@ -366,10 +382,10 @@ float shflXor(float v, int mask) {
       [&](Warp &w) {
         for (int lane = 0; lane < w.lanes; ++lane) {
           if (w.mask[lane] != w.mask[0])
-            fail("shfl.sync lanes with different masks");
+            W4A4_EMU_FAIL("shfl.sync lanes with different masks");
           int from = lane ^ w.mask[lane];
           if (from >= w.lanes)
-            fail("shfl.sync.bfly from a lane past the warp");
+            W4A4_EMU_FAIL("shfl.sync.bfly from a lane past the warp");
           w.out[lane] = w.in[from];
         }
       },
@@ -381,10 +397,10 @@ void cpAsync16(void *sharedDst, const void *globalSrc, bool valid) {
   Machine &mm = m();
   auto *dst = static_cast<unsigned char *>(sharedDst);
   if (dst < mm.shared.data() || dst + 16 > mm.shared.data() + mm.shared.size())
-    fail("cp.async to an address outside the block's shared memory");
+    W4A4_EMU_FAIL("cp.async to an address outside the block's shared memory");
   if (reinterpret_cast<uintptr_t>(dst) % 16 ||
       (valid && reinterpret_cast<uintptr_t>(globalSrc) % 16))
-    fail("cp.async of 16 bytes on an address not 16-byte aligned");
+    W4A4_EMU_FAIL("cp.async of 16 bytes on an address not 16-byte aligned");
   Copy c;
   c.dst = dst;
   if (valid)
