@@ -193,4 +193,45 @@ TEST(CudaProducersEmulated, SwigluHadamardQuantizeEqualsTheCpuRuntime) {
   }
 }
 
+TEST(CudaProducersEmulated, CrossHeadHadamardQuantizeEqualsTheCpuRuntime) {
+  // The o_proj input: QuaRot's cross-head Hadamard H_heads (x) I_headDim
+  // (size = heads, stride = head_dim), then the row's quantization.
+  struct Case {
+    int rows, heads, headDim;
+  };
+  for (Case c : {Case{3, 4, 64}, Case{2, 8, 32}, Case{1, 12, 16}}) {
+    int cols = c.heads * c.headDim;
+    SCOPED_TRACE("heads " + std::to_string(c.heads));
+    auto x = randomRows(int64_t{c.rows} * cols, 2.0f);
+    std::vector<float> h(x.size());
+    ASSERT_TRUE(rt::hadamardRows(x.data(), c.rows, cols, c.heads, nullptr,
+                                 false, h.data(), c.headDim));
+    rt::QuantizedRows qx;
+    rt::quantizeActivations(h.data(), c.rows, cols, 4, 1.0, qx,
+                            rt::GemmPath::Portable);
+    int kPadded = (cols + 63) / 64 * 64;
+    std::vector<uint8_t> codes(int64_t{c.rows} * kPadded / 2, 0xee);
+    std::vector<float> scales(c.rows, -1.0f);
+    cuda::HadamardSpec spec;
+    ASSERT_TRUE(cuda::hadamardSpec(c.heads, spec).ok());
+    cuda::SwigluQuantizeParams p;
+    p.gate = x.data();
+    p.rows = c.rows;
+    p.cols = cols;
+    p.hadamardSize = c.heads;
+    p.m = static_cast<int>(spec.m);
+    p.w = static_cast<int>(spec.w);
+    p.stride = c.headDim;
+    p.base = spec.base.data();
+    p.norm = spec.norm;
+    p.out = {codes.data(), scales.data(), kPadded, 4, 1.0f};
+    cuda::emu::LaunchConfig cfg;
+    cfg.gridX = c.rows;
+    cfg.threads = cuda::producers::kThreads;
+    cfg.sharedBytes = cuda::producers::swigluSharedBytes(cols);
+    ASSERT_EQ(cuda::emu::launch(cfg, [&] { cuda::hadamardQuantize(p); }), "");
+    expectSameCodes(qx, kPadded, codes, scales);
+  }
+}
+
 } // namespace

@@ -172,30 +172,21 @@ private:
 /// reproducibly alone. The tools read such a file in a process that exits
 /// after the error, so the damage never matters there; a fuzzing job keeps
 /// running, so here a failing bytecode parse happens in a child that exits.
-bool bytecodeParsesInChild(llvm::StringRef bytes) {
-  constexpr int kParsed = 10, kRejected = 11;
-  // The child parses into a context made once here: its copy of this
-  // process's memory (copy-on-write) dies with it.
-  static mlir::MLIRContext *childContext = [] {
-    mlir::DialectRegistry registry;
-    registry.insert<mlir::w4a4::W4A4Dialect, mlir::func::FuncDialect,
-                    mlir::arith::ArithDialect>();
-    auto *context = new mlir::MLIRContext(registry);
-    context->loadAllAvailableDialects();
-    context->disableMultithreading();
-    return context;
-  }();
-  std::fflush(nullptr);
+/// The parse of one bytecode file in a child of the calling process:
+/// kParsed, kRejected, or anything else (a signal: crash, fatal error,
+/// SIGALRM for a reader loop).
+constexpr int kParsed = 10, kRejected = 11;
+int parseInChild(mlir::MLIRContext *context, llvm::StringRef bytes) {
   pid_t pid = fork();
   if (pid < 0)
-    return false;
+    return -1;
   if (pid == 0) {
     for (int sig : {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGALRM})
       std::signal(sig, SIG_DFL);
     alarm(2); // a reader loop: the child dies of SIGALRM
     mlir::ScopedDiagnosticHandler quiet(
-        childContext, [](mlir::Diagnostic &) { return mlir::success(); });
-    mlir::ParserConfig config(childContext, /*verifyAfterParse=*/false);
+        context, [](mlir::Diagnostic &) { return mlir::success(); });
+    mlir::ParserConfig config(context, /*verifyAfterParse=*/false);
     auto module =
         mlir::parseSourceString<mlir::ModuleOp>(bytes, config, "fuzz.mlir");
     _exit(module ? kParsed : kRejected);
@@ -203,7 +194,133 @@ bool bytecodeParsesInChild(llvm::StringRef bytes) {
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  return WIFEXITED(status) && WEXITSTATUS(status) == kParsed;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+bool readAll(int fd, void *buffer, size_t n) {
+  auto *p = static_cast<char *>(buffer);
+  while (n) {
+    ssize_t got = read(fd, p, n);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got <= 0)
+      return false;
+    p += got;
+    n -= static_cast<size_t>(got);
+  }
+  return true;
+}
+bool writeAll(int fd, const void *buffer, size_t n) {
+  const auto *p = static_cast<const char *>(buffer);
+  while (n) {
+    ssize_t put = write(fd, p, n);
+    if (put < 0 && errno == EINTR)
+      continue;
+    if (put <= 0)
+      return false;
+    p += put;
+    n -= static_cast<size_t>(put);
+  }
+  return true;
+}
+
+/// Parses bytecode outside the fuzzing process and reports whether the
+/// parse succeeded. MLIR 22's bytecode reader is not robust on malformed
+/// files (it dereferences an empty value-scope stack, loops on
+/// self-referring attributes, raises fatal errors on huge counts) and, as
+/// runs of this fuzzer showed, can leave the heap corrupted where it fails:
+/// a later input of the same job then failed ASan's allocator check or
+/// glibc's malloc check, never reproducibly alone. The tools read such a
+/// file in a process that exits after the error, so the damage never
+/// matters there; a fuzzing job keeps running, so here a failing bytecode
+/// parse happens in a child process that exits.
+///
+/// The children are forked from a small server process, itself forked at
+/// start-up (LLVMFuzzerInitialize) before the fuzzer's heap grows: a fork of
+/// the fuzzing process itself (500 MB under ASan) costs more than the rest
+/// of an execution. Requests go down a pipe (size, bytes), verdicts come
+/// back as one byte; the server ends when the job closes the pipe.
+class ParseServer {
+public:
+  void start() {
+    int down[2], up[2];
+    if (pipe2(down, O_CLOEXEC) != 0 || pipe2(up, O_CLOEXEC) != 0)
+      return;
+    std::fflush(nullptr);
+    pid_t child = fork();
+    if (child < 0)
+      return;
+    if (child == 0) {
+      close(down[1]);
+      close(up[0]);
+      serve(down[0], up[1]);
+    }
+    close(down[0]);
+    close(up[1]);
+    // A write to a server that died fails (EPIPE) instead of killing the job.
+    std::signal(SIGPIPE, SIG_IGN);
+    toServer = down[1];
+    fromServer = up[0];
+    pid = child;
+  }
+
+  /// True when the bytes parse; false when they do not (or the server is
+  /// gone: the input is then parsed in a child of this process).
+  bool parses(llvm::StringRef bytes) {
+    if (pid > 0) {
+      uint64_t n = bytes.size();
+      char verdict = 0;
+      if (writeAll(toServer, &n, sizeof n) &&
+          writeAll(toServer, bytes.data(), bytes.size()) &&
+          readAll(fromServer, &verdict, 1))
+        return verdict == 1;
+      pid = -1; // the server died: fall back
+    }
+    return parseInChild(fallbackContext(), bytes) == kParsed;
+  }
+
+private:
+  [[noreturn]] static void serve(int in, int out) {
+    // Only this thread exists here (fork copies the caller's thread).
+    mlir::MLIRContext *context = fallbackContext();
+    std::string bytes;
+    for (;;) {
+      uint64_t n = 0;
+      if (!readAll(in, &n, sizeof n) || n > (uint64_t{1} << 30))
+        _exit(0);
+      // MLIR's lexer wants a terminating NUL (as in the fuzzing process).
+      bytes.assign(n + 1, '\0');
+      if (!readAll(in, bytes.data(), n))
+        _exit(0);
+      char verdict =
+          parseInChild(context, llvm::StringRef(bytes.data(), n)) == kParsed
+              ? 1
+              : 0;
+      if (!writeAll(out, &verdict, 1))
+        _exit(0);
+    }
+  }
+
+  static mlir::MLIRContext *fallbackContext() {
+    static mlir::MLIRContext *context = [] {
+      mlir::DialectRegistry registry;
+      registry.insert<mlir::w4a4::W4A4Dialect, mlir::func::FuncDialect,
+                      mlir::arith::ArithDialect>();
+      auto *c = new mlir::MLIRContext(registry);
+      c->loadAllAvailableDialects();
+      c->disableMultithreading();
+      return c;
+    }();
+    return context;
+  }
+
+  int toServer = -1, fromServer = -1;
+  pid_t pid = -1;
+};
+
+ParseServer &parseServer() {
+  static ParseServer server;
+  return server;
 }
 
 void runOnce(mlir::ModuleOp module) {
@@ -228,6 +345,7 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
   // goes the same way: the tools report "out of memory" naming the input.
   llvm::install_bad_alloc_error_handler(onFatalError);
   llvm::install_out_of_memory_new_handler();
+  parseServer().start();
   return 0;
 }
 
@@ -255,9 +373,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   // Bytecode parses in this process only after a parse in a child process
   // succeeded; what fails there (an error, a crash, a loop, a fatal error
   // in MLIR's reader) is rejected here without parsing (see
-  // bytecodeParsesInChild).
+  // ParseServer).
   static const bool inProcessOnly = std::getenv("W4A4_FUZZ_NO_CHILD_PARSE");
-  if (isBytecode && !inProcessOnly && !bytecodeParsesInChild(bytes))
+  if (isBytecode && !inProcessOnly && !parseServer().parses(bytes))
     return 0;
   mlir::DialectRegistry registry;
   registry.insert<mlir::w4a4::W4A4Dialect, mlir::func::FuncDialect,

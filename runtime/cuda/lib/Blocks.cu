@@ -6,6 +6,7 @@ namespace w4a4::cuda {
 
 template __global__ void rmsNormQuantize<0>(RmsNormQuantizeParams);
 template __global__ void swigluQuantize<0>(SwigluQuantizeParams);
+template __global__ void hadamardQuantize<0>(SwigluQuantizeParams);
 template __global__ void rope<0>(RopeParams);
 template __global__ void attention<0>(AttentionParams);
 
@@ -22,6 +23,15 @@ cudaError_t launchSwigluQuantize(const SwigluQuantizeParams &p,
   if (shared > 48 * 1024)
     return cudaErrorInvalidValue; // rows wider than 6,016: not yet
   swigluQuantize<0><<<p.rows, producers::kThreads, shared, stream>>>(p);
+  return cudaGetLastError();
+}
+
+cudaError_t launchHadamardQuantize(const SwigluQuantizeParams &p,
+                                   cudaStream_t stream) {
+  int shared = producers::swigluSharedBytes(p.cols);
+  if (shared > 48 * 1024)
+    return cudaErrorInvalidValue;
+  hadamardQuantize<0><<<p.rows, producers::kThreads, shared, stream>>>(p);
   return cudaGetLastError();
 }
 

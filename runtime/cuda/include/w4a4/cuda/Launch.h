@@ -29,6 +29,8 @@ cudaError_t launchRmsNormQuantize(const RmsNormQuantizeParams &p,
                                   cudaStream_t stream);
 cudaError_t launchSwigluQuantize(const SwigluQuantizeParams &p,
                                  cudaStream_t stream);
+cudaError_t launchHadamardQuantize(const SwigluQuantizeParams &p,
+                                   cudaStream_t stream);
 cudaError_t launchRope(const RopeParams &p, cudaStream_t stream);
 /// One block per (query row, head).
 cudaError_t launchAttention(const AttentionParams &p, cudaStream_t stream);

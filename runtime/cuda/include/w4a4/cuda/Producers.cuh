@@ -23,6 +23,8 @@
 
 #include "w4a4/cuda/Platform.cuh"
 
+#include <type_traits>
+
 namespace w4a4::cuda {
 
 struct QuantizedOut {
@@ -180,19 +182,24 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(producers::kThreads)
   writeCodes(p.out, row, p.cols, mx, value);
 }
 
-template <int Dummy = 0>
-W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(producers::kThreads)
-    swigluQuantize(SwigluQuantizeParams p) {
-  using namespace producers;
+namespace producers {
+/// swigluQuantize (Swiglu) and hadamardQuantize (the row as it is, in
+/// p.gate): the row into shared memory, the optional Hadamard, quantize.
+template <bool Swiglu>
+W4A4_DEVICE void rowHadamardQuantize(const SwigluQuantizeParams &p) {
   float *tRow = reinterpret_cast<float *>(dev::sharedBase());
   float *uRow = tRow + p.cols;
   auto *scratch = reinterpret_cast<double *>(uRow + p.cols);
   int row = dev::blockX(), t = dev::threadX(), threads = dev::blockThreads();
   const float *gate = p.gate + static_cast<int64_t>(row) * p.cols;
-  const float *up = p.up + static_cast<int64_t>(row) * p.cols;
   for (int c = t; c < p.cols; c += threads) {
-    float g = gate[c];
-    tRow[c] = dev::mulRn(dev::divRn(g, dev::addRn(1.0f, expPoly(-g))), up[c]);
+    if constexpr (Swiglu) {
+      float g = gate[c];
+      tRow[c] = dev::mulRn(dev::divRn(g, dev::addRn(1.0f, expPoly(-g))),
+                           p.up[static_cast<int64_t>(row) * p.cols + c]);
+    } else {
+      tRow[c] = gate[c];
+    }
   }
   dev::syncThreads();
   if (p.hadamardSize > 0) {
@@ -259,6 +266,23 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(producers::kThreads)
   }
   mx = blockMax(mx, reinterpret_cast<float *>(scratch));
   writeCodes(p.out, row, p.cols, mx, [&](int c) { return tRow[c]; });
+}
+} // namespace producers
+
+/// silu(gate) * up -> the optional Hadamard -> per-token quantize.
+template <int Dummy = 0>
+W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(producers::kThreads)
+    swigluQuantize(SwigluQuantizeParams p) {
+  producers::rowHadamardQuantize<true>(p);
+}
+
+/// The row in p.gate (p.up unused) -> the optional Hadamard -> per-token
+/// quantize: the o_proj input with QuaRot's cross-head Hadamard
+/// (hadamardSize = heads, stride = head_dim).
+template <int Dummy = 0>
+W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(producers::kThreads)
+    hadamardQuantize(SwigluQuantizeParams p) {
+  producers::rowHadamardQuantize<false>(p);
 }
 
 } // namespace w4a4::cuda
