@@ -134,13 +134,11 @@ int64_t checkCase(cuda::GemmTarget target, const Case &c) {
   int64_t bad = 0;
   for (size_t i = 0; i < y.size(); ++i)
     bad += std::memcmp(&y[i], &expected[i], 4) != 0;
-  for (const void *ptr : {static_cast<const void *>(p.a),
-                          static_cast<const void *>(p.aScale),
-                          static_cast<const void *>(p.b),
-                          static_cast<const void *>(p.bScale),
-                          static_cast<const void *>(p.bias),
-                          static_cast<const void *>(p.residual),
-                          static_cast<const void *>(p.y)})
+  for (const void *ptr :
+       {static_cast<const void *>(p.a), static_cast<const void *>(p.aScale),
+        static_cast<const void *>(p.b), static_cast<const void *>(p.bScale),
+        static_cast<const void *>(p.bias),
+        static_cast<const void *>(p.residual), static_cast<const void *>(p.y)})
     if (ptr)
       CHECK_CUDA(cudaFree(const_cast<void *>(ptr)));
   return bad;
@@ -190,8 +188,8 @@ double cublasLtMs(cublasLtHandle_t lt, bool int8, int64_t m, int64_t n,
   CHECK_LT(cublasLtMatmulDescCreate(
       &desc, int8 ? CUBLAS_COMPUTE_32I : CUBLAS_COMPUTE_32F, scale));
   cublasOperation_t t = CUBLAS_OP_T, nt = CUBLAS_OP_N;
-  CHECK_LT(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA,
-                                          &t, sizeof(t)));
+  CHECK_LT(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &t,
+                                          sizeof(t)));
   CHECK_LT(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB,
                                           &nt, sizeof(nt)));
   cublasLtMatrixLayout_t la, lb, lc;
@@ -213,13 +211,13 @@ double cublasLtMs(cublasLtHandle_t lt, bool int8, int64_t m, int64_t n,
   if (found) {
     int32_t ia = 1, ib = 0;
     float fa = 1, fb = 0;
-    const void *alpha = int8 ? static_cast<const void *>(&ia)
-                             : static_cast<const void *>(&fa);
-    const void *beta = int8 ? static_cast<const void *>(&ib)
-                            : static_cast<const void *>(&fb);
+    const void *alpha =
+        int8 ? static_cast<const void *>(&ia) : static_cast<const void *>(&fa);
+    const void *beta =
+        int8 ? static_cast<const void *>(&ib) : static_cast<const void *>(&fb);
     ms = timeMs([&] {
-      CHECK_LT(cublasLtMatmul(lt, desc, alpha, b, la, a, lb, beta, c, lc, c,
-                              lc, &heuristic.algo, workspace, workspaceBytes,
+      CHECK_LT(cublasLtMatmul(lt, desc, alpha, b, la, a, lb, beta, c, lc, c, lc,
+                              &heuristic.algo, workspace, workspaceBytes,
                               nullptr));
     });
   }
@@ -285,10 +283,14 @@ int main(int argc, char **argv) {
       cc >= 90 ? cuda::GemmTarget::Sm90S8 : cuda::GemmTarget::Sm80S4;
 
   const Case cases[] = {
-      {1, 8, 64, 4, 0, false, false},     {37, 72, 200, 4, 0, true, false},
-      {130, 136, 320, 3, 0, false, true}, {70, 64, 256, 4, 64, true, true},
-      {65, 128, 384, 4, 128, false, false}, {513, 768, 256, 4, 0, true, true},
-      {1024, 256, 768, 4, 0, false, true}, {300, 4096, 4096, 4, 128, false, false},
+      {1, 8, 64, 4, 0, false, false},
+      {37, 72, 200, 4, 0, true, false},
+      {130, 136, 320, 3, 0, false, true},
+      {70, 64, 256, 4, 64, true, true},
+      {65, 128, 384, 4, 128, false, false},
+      {513, 768, 256, 4, 0, true, true},
+      {1024, 256, 768, 4, 0, false, true},
+      {300, 4096, 4096, 4, 128, false, false},
   };
   std::string json = "{\n  \"device\": \"" + std::string(prop.name) +
                      "\",\n  \"sm\": " + std::to_string(cc) +
@@ -325,10 +327,10 @@ int main(int argc, char **argv) {
     int64_t n, k;
   };
   const Shape shapes[] = {
-      {"bundled qkv", 768, 256},        {"bundled w2", 256, 768},
-      {"llama7b qkv/o", 4096, 4096},    {"llama7b w1/w3", 11008, 4096},
-      {"llama7b w2", 4096, 11008},      {"llama8b kv", 1024, 4096},
-      {"llama8b w1/w3", 14336, 4096},   {"llama8b w2", 4096, 14336},
+      {"bundled qkv", 768, 256},      {"bundled w2", 256, 768},
+      {"llama7b qkv/o", 4096, 4096},  {"llama7b w1/w3", 11008, 4096},
+      {"llama7b w2", 4096, 11008},    {"llama8b kv", 1024, 4096},
+      {"llama8b w1/w3", 14336, 4096}, {"llama8b w2", 4096, 14336},
   };
   first = true;
   std::printf("%-16s %6s %6s %6s %12s %12s %12s %9s %9s\n", "shape", "M", "N",
@@ -341,13 +343,13 @@ int main(int argc, char **argv) {
       double bf = cublasLtMs(lt, false, m, s.n, s.k, workspace, workspaceBytes);
       double i8 = cublasLtMs(lt, true, m, s.n, s.k, workspace, workspaceBytes);
       auto tops = [&](double ms) { return ms > 0 ? ops / ms / 1e9 : 0.0; };
-      std::printf("%-16s %6lld %6lld %6lld %12.1f %12.1f %12.1f %8.2fx %8.2fx\n",
-                  s.name, static_cast<long long>(m),
-                  static_cast<long long>(s.n), static_cast<long long>(s.k),
-                  tops(w), tops(bf), tops(i8), bf > 0 ? bf / w : 0.0,
-                  i8 > 0 ? i8 / w : 0.0);
-      json += std::string(first ? "" : ",\n") + "    {\"shape\": \"" +
-              s.name + "\", \"m\": " + std::to_string(m) +
+      std::printf(
+          "%-16s %6lld %6lld %6lld %12.1f %12.1f %12.1f %8.2fx %8.2fx\n",
+          s.name, static_cast<long long>(m), static_cast<long long>(s.n),
+          static_cast<long long>(s.k), tops(w), tops(bf), tops(i8),
+          bf > 0 ? bf / w : 0.0, i8 > 0 ? i8 / w : 0.0);
+      json += std::string(first ? "" : ",\n") + "    {\"shape\": \"" + s.name +
+              "\", \"m\": " + std::to_string(m) +
               ", \"n\": " + std::to_string(s.n) +
               ", \"k\": " + std::to_string(s.k) + ", \"target\": \"" +
               cuda::gemmTargetName(fast) +
