@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "GemmCases.h"
 #include "emulator/Emulator.h"
 
 #include "w4a4/cuda/Gemm.cuh"
@@ -224,12 +225,7 @@ TEST(CudaEmulator, ShuffleXorButterfly) {
 // ---------------------------------------------------------------------------
 // The W4A4 GEMM kernel against rt::intGemm.
 
-struct GemmCase {
-  int64_t m, n, k;
-  int weightBits;
-  int64_t group;
-  bool bias, residual;
-};
+using cuda::test::GemmCase;
 
 std::vector<int8_t> randomWeights(int64_t out, int64_t in, int bits) {
   std::uniform_int_distribution<int> d(-(1 << (bits - 1)),
@@ -322,27 +318,13 @@ void runGemmCase(cuda::GemmTarget target, const GemmCase &c) {
   EXPECT_EQ(mismatches, 0);
 }
 
-const GemmCase kCases[] = {
-    // One row, one output tile.
-    {1, 8, 64, 4, 0, false, false},
-    // Ragged: m, n not multiples of the tile, k padded 200 -> 256 (a
-    // partial last k step), bias.
-    {37, 72, 200, 4, 0, true, false},
-    // Several blocks both ways, more k steps than pipeline stages,
-    // residual, 3-bit weights.
-    {130, 136, 320, 3, 0, false, true},
-    // Weight groups of 64 and 128 inputs.
-    {70, 64, 256, 4, 64, true, true},
-    {65, 128, 384, 4, 128, false, false},
-};
-
 TEST(CudaGemmEmulated, Sm80S4EqualsTheCpuRuntimeBitForBit) {
-  for (const GemmCase &c : kCases)
+  for (const GemmCase &c : cuda::test::kGemmCases)
     runGemmCase(cuda::GemmTarget::Sm80S4, c);
 }
 
 TEST(CudaGemmEmulated, Sm90S8EqualsTheCpuRuntimeBitForBit) {
-  for (const GemmCase &c : kCases)
+  for (const GemmCase &c : cuda::test::kGemmCases)
     runGemmCase(cuda::GemmTarget::Sm90S8, c);
 }
 

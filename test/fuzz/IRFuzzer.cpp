@@ -100,8 +100,6 @@ int64_t weightBytes(mlir::ModuleOp module) {
   return total;
 }
 
-/// report_fatal_error inside the recovered parse leaves it through the
-/// recovery context (as an exit, not a crash); anywhere else it aborts.
 /// Ends the fuzzing job (exit code 0: libFuzzer's fork mode starts the next
 /// one) with a line naming the reason, on stderr (the job's log) and appended
 /// to $W4A4_FUZZ_JOB_END_LOG (scripts/fuzz-ir.sh counts them there: the
@@ -118,6 +116,8 @@ int64_t weightBytes(mlir::ModuleOp module) {
   _exit(0);
 }
 
+/// report_fatal_error inside the recovered parse leaves it through the
+/// recovery context (as an exit, not a crash); anywhere else it aborts.
 void onFatalError(void *, const char *reason, bool) {
   if (auto *recovery = llvm::CrashRecoveryContext::GetCurrent())
     recovery->HandleExit(1);
@@ -162,16 +162,14 @@ private:
   std::thread thread;
 };
 
-/// Parses bytecode in a forked child (single-threaded there: the fork has
-/// only this thread) and reports whether the parse succeeded. MLIR 22's
-/// bytecode reader is not robust on malformed files (it dereferences an
-/// empty value-scope stack, loops on self-referring attributes, raises
-/// fatal errors on huge counts) and, as runs of this fuzzer showed, can
-/// leave the heap corrupted where it fails: a later input of the same job
-/// then failed ASan's allocator check or glibc's malloc check, never
-/// reproducibly alone. The tools read such a file in a process that exits
-/// after the error, so the damage never matters there; a fuzzing job keeps
-/// running, so here a failing bytecode parse happens in a child that exits.
+/// The dialects every context of the harness loads.
+mlir::DialectRegistry fuzzRegistry() {
+  mlir::DialectRegistry registry;
+  registry.insert<mlir::w4a4::W4A4Dialect, mlir::func::FuncDialect,
+                  mlir::arith::ArithDialect>();
+  return registry;
+}
+
 /// The parse of one bytecode file in a child of the calling process:
 /// kParsed, kRejected, or anything else (a signal: crash, fatal error,
 /// SIGALRM for a reader loop).
@@ -303,10 +301,7 @@ private:
 
   static mlir::MLIRContext *fallbackContext() {
     static mlir::MLIRContext *context = [] {
-      mlir::DialectRegistry registry;
-      registry.insert<mlir::w4a4::W4A4Dialect, mlir::func::FuncDialect,
-                      mlir::arith::ArithDialect>();
-      auto *c = new mlir::MLIRContext(registry);
+      auto *c = new mlir::MLIRContext(fuzzRegistry());
       c->loadAllAvailableDialects();
       c->disableMultithreading();
       return c;
@@ -350,9 +345,9 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  // Triage aid: the input being run, in a
-  // file per process, so that a job that dies without saving its unit (a
-  // hang inside a corrupted heap) still names it.
+  // Triage aid: the input being run, in a file per process, so that a job
+  // that dies without saving its unit (a hang inside a corrupted heap) still
+  // names it.
   static const char *saveLast = std::getenv("W4A4_FUZZ_SAVE_LAST");
   if (saveLast) {
     std::string path = std::string(saveLast) + "." + std::to_string(::getpid());
@@ -369,25 +364,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     llvm::consumeError(std::move(e));
     return 0;
   }
-  bool isBytecode = bytes.starts_with("ML\xefR");
+  bool bytecode = bytes.starts_with("ML\xefR");
   // Bytecode parses in this process only after a parse in a child process
   // succeeded; what fails there (an error, a crash, a loop, a fatal error
   // in MLIR's reader) is rejected here without parsing (see
   // ParseServer).
+  // W4A4_FUZZ_NO_CHILD_PARSE=1 skips that (to measure what it costs).
   static const bool inProcessOnly = std::getenv("W4A4_FUZZ_NO_CHILD_PARSE");
-  if (isBytecode && !inProcessOnly && !parseServer().parses(bytes))
+  if (bytecode && !inProcessOnly && !parseServer().parses(bytes))
     return 0;
-  mlir::DialectRegistry registry;
-  registry.insert<mlir::w4a4::W4A4Dialect, mlir::func::FuncDialect,
-                  mlir::arith::ArithDialect>();
-  mlir::MLIRContext context(registry);
+  mlir::MLIRContext context(fuzzRegistry());
   context.loadAllAvailableDialects();
   context.disableMultithreading();
   mlir::ScopedDiagnosticHandler quiet(
       &context, [](mlir::Diagnostic &) { return mlir::success(); });
   mlir::ParserConfig config(&context, /*verifyAfterParse=*/false);
   mlir::OwningOpRef<mlir::ModuleOp> module;
-  bool bytecode = bytes.starts_with("ML\xefR");
   llvm::CrashRecoveryContext::Enable();
   llvm::CrashRecoveryContext recovery;
   // What a recovered fatal error abandons mid-parse is leaked by design.

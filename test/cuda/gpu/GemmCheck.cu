@@ -11,6 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "../GemmCases.h"
 #include "w4a4/cuda/Launch.h"
 #include "w4a4/cuda/Pack.h"
 #include "w4a4/runtime/IntGemm.h"
@@ -22,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <random>
 #include <string>
@@ -66,12 +68,7 @@ cudaError_t launch(cuda::GemmTarget t, const cuda::GemmParams &p) {
                                        : cuda::launchGemmSm90(p, nullptr);
 }
 
-struct Case {
-  int64_t m, n, k;
-  int weightBits;
-  int64_t group;
-  bool bias, residual;
-};
+using Case = cuda::test::GemmCase;
 
 /// Runs one case on the device; returns the number of outputs whose bits
 /// differ from rt::intGemm's.
@@ -282,16 +279,13 @@ int main(int argc, char **argv) {
   cuda::GemmTarget fast =
       cc >= 90 ? cuda::GemmTarget::Sm90S8 : cuda::GemmTarget::Sm80S4;
 
-  const Case cases[] = {
-      {1, 8, 64, 4, 0, false, false},
-      {37, 72, 200, 4, 0, true, false},
-      {130, 136, 320, 3, 0, false, true},
-      {70, 64, 256, 4, 64, true, true},
-      {65, 128, 384, 4, 128, false, false},
-      {513, 768, 256, 4, 0, true, true},
-      {1024, 256, 768, 4, 0, false, true},
-      {300, 4096, 4096, 4, 128, false, false},
-  };
+  // The emulated tests' cases (GemmCases.h), then larger ones.
+  std::vector<Case> cases(std::begin(cuda::test::kGemmCases),
+                          std::end(cuda::test::kGemmCases));
+  for (Case c : {Case{513, 768, 256, 4, 0, true, true},
+                 Case{1024, 256, 768, 4, 0, false, true},
+                 Case{300, 4096, 4096, 4, 128, false, false}})
+    cases.push_back(c);
   std::string json = "{\n  \"device\": \"" + std::string(prop.name) +
                      "\",\n  \"sm\": " + std::to_string(cc) +
                      ",\n  \"correctness\": [\n";
