@@ -9,6 +9,7 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Signals.h"
 
+#include <algorithm>
 #include <cstring>
 #include <unistd.h>
 
@@ -151,6 +152,58 @@ Error checkMlirInput(StringRef path, StringRef bytes) {
                              ": not MLIR text or bytecode (a NUL "
                              "byte at offset " +
                              std::to_string(nul) + ")");
+  return checkTextNesting(path, bytes);
+}
+
+Error checkTextNesting(StringRef path, StringRef bytes) {
+  // MLIR's text parser recurses once per level of brackets (a dense literal
+  // [[[...]]], nested types tensor<tensor<...>>, regions, parenthesised
+  // types): a file nested a few hundred thousand levels deep overflows the
+  // stack (SIGSEGV). Real IR nests a few dozen levels. Brackets inside
+  // string literals and comments do not count; '>' of '->' closes nothing.
+  size_t depth = 0;
+  for (size_t i = 0, n = bytes.size(); i < n; ++i) {
+    char c = bytes[i];
+    switch (c) {
+    case '"':
+      // To the closing quote (a backslash escapes the next character); an
+      // unterminated string ends the scan (the parser reports it).
+      for (++i; i < n && bytes[i] != '"'; ++i)
+        if (bytes[i] == '\\')
+          ++i;
+      break;
+    case '/':
+      if (i + 1 < n && bytes[i + 1] == '/')
+        while (i < n && bytes[i] != '\n')
+          ++i;
+      break;
+    case '(':
+    case '[':
+    case '{':
+    case '<':
+      if (++depth > kMaxTextNesting) {
+        unsigned line = 1 + static_cast<unsigned>(
+                                std::count(bytes.begin(), bytes.begin() + i, '\n'));
+        return createStringError(
+            path.str() + ":" + std::to_string(line) +
+            ": brackets nested more than " + std::to_string(kMaxTextNesting) +
+            " levels deep (the parser recurses per level)");
+      }
+      break;
+    case '>':
+      if (i > 0 && bytes[i - 1] == '-')
+        break;
+      [[fallthrough]];
+    case ')':
+    case ']':
+    case '}':
+      if (depth > 0)
+        --depth;
+      break;
+    default:
+      break;
+    }
+  }
   return Error::success();
 }
 

@@ -67,6 +67,15 @@ llvm::Error checkRegularInput(llvm::StringRef path, llvm::StringRef what);
 /// (support/BytecodeCheck.h): an error naming the file; success otherwise.
 llvm::Error checkMlirInput(llvm::StringRef path, llvm::StringRef bytes);
 
+/// The deepest bracket nesting accepted in MLIR text ((, [, {, < outside
+/// string literals and comments). MLIR's parser recurses per level; real
+/// IR nests a few dozen.
+constexpr size_t kMaxTextNesting = 256;
+/// Why `bytes`, MLIR text from `path`, nests deeper than kMaxTextNesting:
+/// an error naming the file and the line; success otherwise. Part of
+/// checkMlirInput.
+llvm::Error checkTextNesting(llvm::StringRef path, llvm::StringRef bytes);
+
 /// Why `bytes` from `path` is not UTF-8 text: a NUL byte or an invalid
 /// sequence, with its offset; success otherwise.
 llvm::Error checkUtf8Text(llvm::StringRef path, llvm::StringRef bytes);
