@@ -152,10 +152,10 @@ Error checkMlirInput(StringRef path, StringRef bytes) {
                              ": not MLIR text or bytecode (a NUL "
                              "byte at offset " +
                              std::to_string(nul) + ")");
-  return checkTextNesting(path, bytes);
+  return checkMlirText(path, bytes);
 }
 
-Error checkTextNesting(StringRef path, StringRef bytes) {
+Error checkMlirText(StringRef path, StringRef bytes) {
   // MLIR's text parser recurses once per level of brackets (a dense literal
   // [[[...]]], nested types tensor<tensor<...>>, regions, parenthesised
   // types): a file nested a few hundred thousand levels deep overflows the
@@ -165,13 +165,26 @@ Error checkTextNesting(StringRef path, StringRef bytes) {
   for (size_t i = 0, n = bytes.size(); i < n; ++i) {
     char c = bytes[i];
     switch (c) {
-    case '"':
-      // To the closing quote (a backslash escapes the next character); an
-      // unterminated string ends the scan (the parser reports it).
-      for (++i; i < n && bytes[i] != '"'; ++i)
-        if (bytes[i] == '\\')
+    case '"': {
+      // To the closing quote (a backslash escapes the next character) or
+      // the end of the line (MLIR's lexer reports that string as an
+      // error). A string that runs into the end of the file is refused
+      // here: MLIR 22's lexer then steps past the buffer's terminating NUL
+      // and reads on (an unterminated string in a dialect_resources entry
+      // read out of bounds until it crashed: found by the IR fuzzer).
+      size_t open = i;
+      for (++i; i < n && bytes[i] != '"' && bytes[i] != '\n'; ++i)
+        if (bytes[i] == '\\' && i + 1 < n && bytes[i + 1] != '\n')
           ++i;
+      if (i >= n) {
+        unsigned line = 1 + static_cast<unsigned>(std::count(
+                                bytes.begin(), bytes.begin() + open, '\n'));
+        return createStringError(path.str() + ":" + std::to_string(line) +
+                                 ": a string literal runs to the end of the "
+                                 "file (no closing '\"')");
+      }
       break;
+    }
     case '/':
       if (i + 1 < n && bytes[i + 1] == '/')
         while (i < n && bytes[i] != '\n')

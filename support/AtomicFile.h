@@ -71,10 +71,12 @@ llvm::Error checkMlirInput(llvm::StringRef path, llvm::StringRef bytes);
 /// string literals and comments). MLIR's parser recurses per level; real
 /// IR nests a few dozen.
 constexpr size_t kMaxTextNesting = 256;
-/// Why `bytes`, MLIR text from `path`, nests deeper than kMaxTextNesting:
-/// an error naming the file and the line; success otherwise. Part of
-/// checkMlirInput.
-llvm::Error checkTextNesting(llvm::StringRef path, llvm::StringRef bytes);
+/// Why `bytes`, MLIR text from `path`, would break MLIR's own parser: brackets
+/// nested deeper than kMaxTextNesting (its recursion overflows the stack),
+/// or a string literal that runs into the end of the file (its lexer then
+/// reads past the buffer): an error naming the file and the line; success
+/// otherwise. Part of checkMlirInput.
+llvm::Error checkMlirText(llvm::StringRef path, llvm::StringRef bytes);
 
 /// Why `bytes` from `path` is not UTF-8 text: a NUL byte or an invalid
 /// sequence, with its offset; success otherwise.

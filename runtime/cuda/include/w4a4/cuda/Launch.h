@@ -13,6 +13,7 @@
 #include "w4a4/cuda/Attention.cuh"
 #include "w4a4/cuda/Gemm.cuh"
 #include "w4a4/cuda/Producers.cuh"
+#include "w4a4/cuda/Rows.cuh"
 
 #include <cuda_runtime.h>
 
@@ -34,6 +35,16 @@ cudaError_t launchHadamardQuantize(const SwigluQuantizeParams &p,
 cudaError_t launchRope(const RopeParams &p, cudaStream_t stream);
 /// One block per (query row, head).
 cudaError_t launchAttention(const AttentionParams &p, cudaStream_t stream);
+/// fp32 variants of the producers (p.rowsOut set) and fake quantization.
+cudaError_t launchRmsNorm(const RmsNormQuantizeParams &p, cudaStream_t stream);
+cudaError_t launchHadamardRows(const SwigluQuantizeParams &p,
+                               cudaStream_t stream);
+cudaError_t launchFakeQuant(const FakeQuantParams &p, cudaStream_t stream);
+/// Rows.cuh: embedding, the row-wise tail, the fp32 linear.
+cudaError_t launchEmbedding(const EmbeddingParams &p, cudaStream_t stream);
+cudaError_t launchTailRows(const TailRowsParams &p, int batch,
+                           cudaStream_t stream);
+cudaError_t launchLinearF32(const LinearF32Params &p, cudaStream_t stream);
 
 } // namespace w4a4::cuda
 

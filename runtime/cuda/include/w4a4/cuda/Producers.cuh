@@ -43,6 +43,9 @@ struct RmsNormQuantizeParams {
   int rows = 0, cols = 0;
   float eps = 0;
   QuantizedOut out;
+  /// Set: the normed rows [rows, cols] are written here in fp32 and `out`
+  /// is unused (rmsNorm: the final norm before the fp LM head).
+  float *rowsOut = nullptr;
 };
 
 struct SwigluQuantizeParams {
@@ -58,6 +61,9 @@ struct SwigluQuantizeParams {
   bool inverse = false;
   float norm = 1.0f;
   QuantizedOut out;
+  /// Set: the transformed rows [rows, cols] are written here in fp32 and
+  /// `out` is unused (hadamardRows).
+  float *rowsOut = nullptr;
 };
 
 namespace producers {
@@ -155,10 +161,9 @@ W4A4_DEVICE void writeCodes(const QuantizedOut &out, int row, int cols,
 }
 } // namespace producers
 
-template <int Dummy = 0>
-W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(producers::kThreads)
-    rmsNormQuantize(RmsNormQuantizeParams p) {
-  using namespace producers;
+namespace producers {
+/// rmsNormQuantize and rmsNorm (p.rowsOut set).
+W4A4_DEVICE void rmsNormRows(const RmsNormQuantizeParams &p) {
   auto *scratch = reinterpret_cast<double *>(dev::sharedBase());
   int row = dev::blockX(), t = dev::threadX(), threads = dev::blockThreads();
   const float *x = p.x + static_cast<int64_t>(row) * p.cols;
@@ -172,6 +177,12 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(producers::kThreads)
     float y = dev::divRn(x[c], denom);
     return p.gain ? dev::mulRn(y, p.gain[c]) : y;
   };
+  if (p.rowsOut) {
+    float *y = p.rowsOut + static_cast<int64_t>(row) * p.cols;
+    for (int c = t; c < p.cols; c += threads)
+      y[c] = value(c);
+    return;
+  }
   float mx = 0;
   for (int c = t; c < p.cols; c += threads) {
     float a = value(c);
@@ -180,6 +191,13 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(producers::kThreads)
   }
   mx = blockMax(mx, reinterpret_cast<float *>(scratch));
   writeCodes(p.out, row, p.cols, mx, value);
+}
+} // namespace producers
+
+template <int Dummy = 0>
+W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(producers::kThreads)
+    rmsNormQuantize(RmsNormQuantizeParams p) {
+  producers::rmsNormRows(p);
 }
 
 namespace producers {
@@ -259,6 +277,12 @@ W4A4_DEVICE void rowHadamardQuantize(const SwigluQuantizeParams &p) {
       dev::syncThreads();
     }
   }
+  if (p.rowsOut) {
+    float *y = p.rowsOut + static_cast<int64_t>(row) * p.cols;
+    for (int c = t; c < p.cols; c += threads)
+      y[c] = tRow[c];
+    return;
+  }
   float mx = 0;
   for (int c = t; c < p.cols; c += threads) {
     float a = tRow[c] < 0 ? -tRow[c] : tRow[c];
@@ -283,6 +307,53 @@ template <int Dummy = 0>
 W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(producers::kThreads)
     hadamardQuantize(SwigluQuantizeParams p) {
   producers::rowHadamardQuantize<false>(p);
+}
+
+/// rms_norm (+ gain) in fp32 (p.rowsOut set): rmsNormQuantize's values.
+template <int Dummy = 0>
+W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(producers::kThreads)
+    rmsNorm(RmsNormQuantizeParams p) {
+  producers::rmsNormRows(p);
+}
+
+/// The Hadamard of hadamardQuantize in fp32 (p.rowsOut set; hadamardSize 0
+/// copies the rows): rt::hadamardRows.
+template <int Dummy = 0>
+W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(producers::kThreads)
+    hadamardRows(SwigluQuantizeParams p) {
+  producers::rowHadamardQuantize<false>(p);
+}
+
+struct FakeQuantParams {
+  const float *x = nullptr; // [rows, width]
+  float *out = nullptr;     // may alias x
+  int rows = 0, width = 0, bits = 4;
+  float clip = 1.0f;
+};
+
+/// Quantize then dequantize each row of `width` values (rt::quantizeRows:
+/// the KV cache's and the weight-only sites' fake quantization): y =
+/// float(code) * s with quantizeActivations' scale and codes. One block per
+/// row.
+template <int Dummy = 0>
+W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(producers::kThreads)
+    fakeQuant(FakeQuantParams p) {
+  using namespace producers;
+  auto *scratch = reinterpret_cast<float *>(dev::sharedBase());
+  int row = dev::blockX(), t = dev::threadX(), threads = dev::blockThreads();
+  const float *x = p.x + static_cast<int64_t>(row) * p.width;
+  float mx = 0;
+  for (int c = t; c < p.width; c += threads) {
+    float a = x[c] < 0 ? -x[c] : x[c];
+    mx = a > mx ? a : mx;
+  }
+  mx = blockMax(mx, scratch);
+  float qmax = static_cast<float>((1 << (p.bits - 1)) - 1);
+  float s = dev::divRn(dev::mulRn(p.clip, mx), qmax);
+  float *y = p.out + static_cast<int64_t>(row) * p.width;
+  for (int c = t; c < p.width; c += threads)
+    y[c] = s != 0.0f ? dev::mulRn(static_cast<float>(code(x[c], s, qmax)), s)
+                     : 0.0f;
 }
 
 } // namespace w4a4::cuda
