@@ -3,6 +3,7 @@
 # verify, execute, quantization passes, execute; clang, ASan) in build-fuzz/
 # and runs it for a bounded time (default 600 s):
 #   scripts/fuzz-ir.sh [SECONDS] [FORKS]
+# RUNS=N stops after N executions (libFuzzer's -runs, counted over all jobs).
 # IGNORE_CRASHES=1 keeps fuzzing past a crash (each is saved to
 # build-fuzz/ir-findings/ for triage).
 # Seeds: test/fuzz/ir-seeds (tiny models as bytecode, hand-written hostile
@@ -39,7 +40,7 @@ JOB_ENDS=build-fuzz/ir-job-ends.log
 : >"$JOB_ENDS"
 W4A4_FUZZ_JOB_END_LOG=$PWD/$JOB_ENDS \
 ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 build-fuzz/test/fuzz/w4a4-ir-fuzzer \
-  -fork="$FORKS" -ignore_crashes="${IGNORE_CRASHES:-0}" -max_total_time="$SECONDS_TO_RUN" -max_len=65536 -timeout=20 \
+  -fork="$FORKS" -ignore_crashes="${IGNORE_CRASHES:-0}" -max_total_time="$SECONDS_TO_RUN" ${RUNS:+-runs=$RUNS} -max_len=65536 -timeout=20 \
   -rss_limit_mb=3000 -malloc_limit_mb=1000000 -artifact_prefix=build-fuzz/ir-findings/ \
   build-fuzz/ir-corpus 2>&1 | tee build-fuzz/ir-fuzz.log | grep -E "^#[0-9]+:|DONE|ERROR|SUMMARY" | tail -5 || true
 echo "findings: $(ls build-fuzz/ir-findings | wc -l) (in build-fuzz/ir-findings/)"

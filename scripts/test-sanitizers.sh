@@ -21,7 +21,7 @@ if [ ! -f "$B/build.ninja" ]; then
 fi
 start=$(date +%s)
 ninja -C "$B" w4a4-opt w4a4-import w4a4-run w4a4-compile run-artifact w4a4-unittests w4a4-hadamard-dump \
-  w4a4-cuda-emulated-tests
+  w4a4-cuda-emulated-tests w4a4-cuda-model-check
 echo "sanitizer build: $(( $(date +%s) - start )) s"
 # allocator_may_return_null: an allocation sized by a malformed file fails
 # as it does without ASan (the tools report it) instead of ASan aborting.

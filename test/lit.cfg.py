@@ -21,7 +21,7 @@ config.substitutions.append(("%w4a4_obj_root", config.w4a4_obj_root))
 
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
-llvm_config.add_tool_substitutions(["w4a4-opt", "w4a4-import", "w4a4-run", "w4a4-compile", "run-artifact"], [config.w4a4_tools_dir])
+llvm_config.add_tool_substitutions(["w4a4-opt", "w4a4-import", "w4a4-run", "w4a4-compile", "run-artifact", "w4a4-cuda-model-check"], [config.w4a4_tools_dir])
 
 # GPU gating: `REQUIRES: cuda-toolkit` needs nvcc (code for GPUs compiles);
 # `REQUIRES: cuda` needs a visible NVIDIA GPU (code runs). Tests that need a GPU

@@ -701,7 +701,11 @@ int main(int argc, char **argv) {
     }
     argmaxSame += a == b;
   }
-  std::printf("logits: largest |emulated - CPU| %.3g (%.3g of the largest "
+  if (k.lockstep)
+    std::printf("logits: the LM head's line above (in lockstep each kernel "
+                "ran on the CPU's inputs)\n");
+  else
+    std::printf("logits: largest |emulated - CPU| %.3g (%.3g of the largest "
               "|logit| %.3g), same argmax at %lld of %lld positions\n",
               worst, worst / largest, largest,
               static_cast<long long>(argmaxSame), static_cast<long long>(seq));
