@@ -709,6 +709,47 @@ int main(int argc, char **argv) {
               "|logit| %.3g), same argmax at %lld of %lld positions\n",
               worst, worst / largest, largest,
               static_cast<long long>(argmaxSame), static_cast<long long>(seq));
+  // Scoring: the next token's NLL at every position but the last, by
+  // rt::tokenNll on the CPU's logits and by the tokenNll kernel on the
+  // emulator's (lockstep: on the CPU's, bit for bit).
+  if (seq > 1) {
+    int64_t scored = seq - 1;
+    std::vector<int64_t> targets(ids.begin() + 1, ids.end());
+    std::vector<double> cpuNll(scored), emuNll(scored, NAN);
+    if (!rt::tokenNll(logits.data(), scored, vocab, targets.data(),
+                      cpuNll.data())
+             .ok())
+      die("tokenNll on the CPU");
+    int bad = 0;
+    cuda::TokenNllParams p;
+    p.logits = k.lockstep ? logits.data() : emuLogits.data();
+    p.targets = targets.data();
+    p.nll = emuNll.data();
+    p.rows = toInt(scored);
+    p.vocab = toInt(vocab);
+    p.badTarget = &bad;
+    cuda::emu::LaunchConfig cfg;
+    cfg.gridX = p.rows;
+    cfg.threads = cuda::rows::kNllThreads;
+    cfg.sharedBytes = cuda::rows::nllSharedBytes();
+    k.launch("tokenNll", cfg, [&] { cuda::tokenNll(p); });
+    double cpuMean = 0, emuMean = 0, worstNll = 0;
+    int64_t same = 0;
+    for (int64_t r = 0; r < scored; ++r) {
+      cpuMean += cpuNll[r] / scored;
+      emuMean += emuNll[r] / scored;
+      worstNll = std::max(worstNll, std::fabs(cpuNll[r] - emuNll[r]));
+      same += std::memcmp(&cpuNll[r], &emuNll[r], sizeof(double)) == 0;
+    }
+    std::printf("  %-22s calls %3d  bit-identical %3lld of %lld rows  "
+                "largest difference %.3g\n",
+                "tokenNll", 1, static_cast<long long>(same),
+                static_cast<long long>(scored), worstNll);
+    std::printf("mean NLL: CPU %.9f, emulated %.9f\n", cpuMean, emuMean);
+    if (bad || std::isnan(worstNll) ||
+        (k.lockstep && same != scored))
+      k.failures.push_back("tokenNll differs");
+  }
   if (!cpuOut.empty())
     writeFloats(cpuOut, logits);
   if (!emuOut.empty())

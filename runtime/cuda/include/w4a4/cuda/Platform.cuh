@@ -70,6 +70,8 @@ W4A4_DEVICE float bitsToFloat(int32_t v) { return __int_as_float(v); }
 W4A4_DEVICE double dmulRn(double a, double b) { return __dmul_rn(a, b); }
 W4A4_DEVICE double daddRn(double a, double b) { return __dadd_rn(a, b); }
 W4A4_DEVICE double ddivRn(double a, double b) { return __ddiv_rn(a, b); }
+/// Natural log in float64: CUDA's log (within 1 ulp; glibc's on the host).
+W4A4_DEVICE double dlog(double a) { return log(a); }
 
 /// cp.async of 16 bytes from global to shared memory, zero-filled when
 /// !valid; visible only after cpAsyncWait.
@@ -134,6 +136,7 @@ W4A4_DEVICE float bitsToFloat(int32_t v) {
 W4A4_DEVICE double dmulRn(double a, double b) { return a * b; }
 W4A4_DEVICE double daddRn(double a, double b) { return a + b; }
 W4A4_DEVICE double ddivRn(double a, double b) { return a / b; }
+W4A4_DEVICE double dlog(double a) { return std::log(a); }
 W4A4_DEVICE void cpAsync16(void *sharedDst, const void *globalSrc, bool valid) {
   emu::cpAsync16(sharedDst, globalSrc, valid);
 }

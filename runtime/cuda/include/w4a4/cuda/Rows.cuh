@@ -18,7 +18,7 @@
 #ifndef W4A4_CUDA_ROWS_CUH
 #define W4A4_CUDA_ROWS_CUH
 
-#include "w4a4/cuda/Platform.cuh"
+#include "w4a4/cuda/Producers.cuh"
 
 namespace w4a4::cuda {
 
@@ -90,6 +90,57 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(rows::kLinearThreads)
     acc = dev::addRn(acc, dev::mulRn(x[k], w[k]));
   p.y[static_cast<int64_t>(r) * p.out + o] =
       p.bias ? dev::addRn(acc, p.bias[o]) : acc;
+}
+
+struct TokenNllParams {
+  const float *logits = nullptr;   // [rows, vocab]
+  const int64_t *targets = nullptr; // [rows]
+  double *nll = nullptr;           // [rows]
+  int rows = 0, vocab = 0;
+  int *badTarget = nullptr; // set to 1 when a target is outside [0, vocab)
+};
+
+namespace rows {
+constexpr int kNllThreads = 128, kNllLanes = 16;
+/// Shared bytes of tokenNll: the max scratch and the lane sums.
+constexpr int nllSharedBytes() { return kNllThreads * 4 + kNllLanes * 8; }
+} // namespace rows
+
+/// One block per row.
+template <int Dummy = 0>
+W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(rows::kNllThreads)
+    tokenNll(TokenNllParams p) {
+  auto *scratch = reinterpret_cast<float *>(dev::sharedBase());
+  auto *lanes = reinterpret_cast<double *>(scratch + rows::kNllThreads);
+  int r = dev::blockX(), t = dev::threadX(), threads = dev::blockThreads();
+  const float *row = p.logits + static_cast<int64_t>(r) * p.vocab;
+  float m = dev::bitsToFloat(static_cast<int32_t>(0xff800000u));
+  for (int v = t; v < p.vocab; v += threads)
+    m = row[v] > m ? row[v] : m;
+  m = producers::blockMax(m, scratch);
+  if (t < rows::kNllLanes) {
+    double s = 0.0;
+    for (int v = t; v < p.vocab; v += rows::kNllLanes)
+      s = dev::daddRn(s, static_cast<double>(
+                             producers::expPoly(dev::subRn(row[v], m))));
+    lanes[t] = s;
+  }
+  dev::syncThreads();
+  if (t == 0) {
+    int64_t target = p.targets[r];
+    if (target < 0 || target >= p.vocab) {
+      if (p.badTarget)
+        *p.badTarget = 1;
+      p.nll[r] = dev::bitsToFloat(0x7fc00000);
+      return;
+    }
+    double sum = 0.0;
+    for (int l = 0; l < rows::kNllLanes; ++l)
+      sum = dev::daddRn(sum, lanes[l]);
+    p.nll[r] = dev::daddRn(dev::dlog(sum),
+                           -(static_cast<double>(row[target]) -
+                             static_cast<double>(m)));
+  }
 }
 
 } // namespace w4a4::cuda
