@@ -123,4 +123,127 @@ TEST(CudaAttentionEmulated, CausalGqaWithPrefixMatchesTheCpuRuntime) {
   }
 }
 
+TEST(CudaAttentionEmulated, DecodingThroughTheKvCacheMatchesTheCpuRuntime) {
+  // Two calls (past 0 then past = the first call's length) through
+  // kvAppend + cached attention, fp32 and 4-bit caches, GQA, a prefix;
+  // against rt::attentionCached on the CPU's fp32 cache of the same
+  // (for 4 bits: fake-quantized per token and KV head) rows.
+  struct Case {
+    int batch, first, second, heads, kvHeads, headDim, prefix;
+  };
+  for (bool fourBit : {false, true})
+    for (Case c : {Case{2, 9, 1, 4, 2, 32, 3}, Case{1, 5, 7, 6, 1, 16, 0}}) {
+      SCOPED_TRACE(std::string(fourBit ? "4-bit" : "fp32") + " heads " +
+                   std::to_string(c.heads) + "/" + std::to_string(c.kvHeads));
+      int qw = c.heads * c.headDim, kvw = c.kvHeads * c.headDim;
+      int capacity = c.first + c.second + 2;
+      auto kp = randomValues(int64_t{c.prefix} * kvw, 2.0f, 31),
+           vp = randomValues(int64_t{c.prefix} * kvw, 2.0f, 32);
+      // The caches: CPU [batch, kvHeads, past, d] fp32; emulator views.
+      std::vector<float> cpuK, cpuV;
+      size_t slots = static_cast<size_t>(c.batch) * c.kvHeads * capacity;
+      std::vector<float> values[2], scales[2];
+      std::vector<uint8_t> codes[2];
+      cuda::KvCacheView view[2];
+      for (int i = 0; i < 2; ++i) {
+        view[i].capacity = capacity;
+        if (fourBit) {
+          codes[i].assign(slots * c.headDim / 2, 0xee);
+          scales[i].assign(slots, NAN);
+          view[i].codes = codes[i].data();
+          view[i].scales = scales[i].data();
+        } else {
+          values[i].assign(slots * c.headDim, NAN);
+          view[i].values = values[i].data();
+        }
+      }
+      int past = 0;
+      for (int seq : {c.first, c.second}) {
+        int64_t rows = int64_t{c.batch} * seq;
+        auto q = randomValues(rows * qw, 1.0f, 40 + past),
+             k = randomValues(rows * kvw, 1.0f, 41 + past),
+             v = randomValues(rows * kvw, 1.0f, 42 + past);
+        // The CPU sees the fake-quantized rows (what quantize-kv emits).
+        std::vector<float> kq = k, vq = v;
+        if (fourBit) {
+          rt::quantizeRows(k.data(), rows * c.kvHeads, c.headDim, 4, 1.0,
+                           kq.data());
+          rt::quantizeRows(v.data(), rows * c.kvHeads, c.headDim, 4, 1.0,
+                           vq.data());
+        }
+        double scale = 1.0 / std::sqrt(static_cast<double>(c.headDim));
+        size_t present =
+            static_cast<size_t>(c.batch) * c.kvHeads * (past + seq) * c.headDim;
+        std::vector<float> expected(rows * qw), nextK(present), nextV(present);
+        rt::attentionCached(q.data(), kq.data(), vq.data(),
+                            c.prefix ? kp.data() : nullptr,
+                            c.prefix ? vp.data() : nullptr, c.prefix,
+                            past ? cpuK.data() : nullptr,
+                            past ? cpuV.data() : nullptr, past, c.batch, seq,
+                            c.heads, c.kvHeads, c.headDim, scale,
+                            expected.data(), nextK.data(), nextV.data());
+        cpuK = nextK;
+        cpuV = nextV;
+        // The emulator appends the raw rows (quantizing them itself).
+        for (int i = 0; i < 2; ++i) {
+          cuda::KvAppendParams a;
+          a.x = i == 0 ? k.data() : v.data();
+          a.cache = view[i];
+          a.seq = seq;
+          a.kvHeads = c.kvHeads;
+          a.headDim = c.headDim;
+          a.past = past;
+          cuda::emu::LaunchConfig cfg;
+          cfg.gridX = static_cast<int>(rows);
+          cfg.gridY = c.kvHeads;
+          cfg.threads = cuda::attn::kAppendThreads;
+          cfg.sharedBytes = cuda::attn::kAppendThreads * 4;
+          ASSERT_EQ(cuda::emu::launch(cfg, [&] { cuda::kvAppend(a); }), "");
+        }
+        std::vector<float> got(rows * qw, NAN);
+        cuda::AttentionParams p;
+        p.q = q.data();
+        p.kp = c.prefix ? kp.data() : nullptr;
+        p.vp = c.prefix ? vp.data() : nullptr;
+        p.out = got.data();
+        p.batch = c.batch;
+        p.seq = seq;
+        p.heads = c.heads;
+        p.kvHeads = c.kvHeads;
+        p.headDim = c.headDim;
+        p.prefix = c.prefix;
+        p.scale = static_cast<float>(scale);
+        p.cached = true;
+        p.past = past;
+        p.cacheK = view[0];
+        p.cacheV = view[1];
+        cuda::emu::LaunchConfig cfg;
+        cfg.gridX = static_cast<int>(rows);
+        cfg.gridY = c.heads;
+        cfg.threads = cuda::attn::kThreads;
+        cfg.sharedBytes = cuda::attn::sharedBytes(c.prefix + past + seq);
+        ASSERT_EQ(cuda::emu::launch(cfg, [&] { cuda::attention(p); }), "");
+        double worst = 0;
+        for (size_t i = 0; i < got.size(); ++i)
+          worst = std::max(worst, std::fabs(double(got[i]) - expected[i]));
+        EXPECT_LT(worst, 1e-5) << "past " << past;
+        // The 4-bit cache holds exactly the fake-quantized values.
+        if (fourBit)
+          for (int b = 0; b < c.batch; ++b)
+            for (int g = 0; g < c.kvHeads; ++g)
+              for (int t = 0; t < past + seq; ++t)
+                for (int d = 0; d < c.headDim; ++d) {
+                  size_t cpu =
+                      ((static_cast<size_t>(b) * c.kvHeads + g) * (past + seq) +
+                       t) * c.headDim + d;
+                  ASSERT_EQ(cuda::attn::cacheAt(view[0], c.kvHeads, c.headDim,
+                                                b, g, t, d),
+                            cpuK[cpu])
+                      << b << " " << g << " " << t << " " << d;
+                }
+        past += seq;
+      }
+    }
+}
+
 } // namespace

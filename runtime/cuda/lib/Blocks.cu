@@ -9,6 +9,7 @@ template __global__ void swigluQuantize<0>(SwigluQuantizeParams);
 template __global__ void hadamardQuantize<0>(SwigluQuantizeParams);
 template __global__ void rope<0>(RopeParams);
 template __global__ void attention<0>(AttentionParams);
+template __global__ void kvAppend<0>(KvAppendParams);
 template __global__ void rmsNorm<0>(RmsNormQuantizeParams);
 template __global__ void hadamardRows<0>(SwigluQuantizeParams);
 template __global__ void fakeQuant<0>(FakeQuantParams);
@@ -47,12 +48,23 @@ cudaError_t launchRope(const RopeParams &p, cudaStream_t stream) {
 }
 
 cudaError_t launchAttention(const AttentionParams &p, cudaStream_t stream) {
-  int shared = attn::sharedBytes(p.prefix + p.seq);
+  int shared = attn::sharedBytes(p.prefix + (p.cached ? p.past : 0) + p.seq);
   if (shared > 48 * 1024)
     return cudaErrorInvalidValue;
   dim3 grid(static_cast<unsigned>(p.batch * p.seq),
             static_cast<unsigned>(p.heads));
   attention<0><<<grid, attn::kThreads, shared, stream>>>(p);
+  return cudaGetLastError();
+}
+
+cudaError_t launchKvAppend(const KvAppendParams &p, int batch,
+                           cudaStream_t stream) {
+  if (p.headDim % 2 != 0 || p.past + p.seq > p.cache.capacity)
+    return cudaErrorInvalidValue;
+  dim3 grid(static_cast<unsigned>(batch * p.seq),
+            static_cast<unsigned>(p.kvHeads));
+  kvAppend<0><<<grid, attn::kAppendThreads, attn::kAppendThreads * 4,
+                stream>>>(p);
   return cudaGetLastError();
 }
 

@@ -114,6 +114,26 @@ struct Checker {
   std::vector<QSlot> qslots;
   std::map<std::string, KernelFigures> figures;
   std::vector<std::string> failures;
+  /// The cache length before this call (w4a4_decode) or 0 (w4a4_forward).
+  int64_t past = 0;
+  /// Outputs of this call's fakeQuant calls (emulator pointers): a K or V
+  /// quantized per head goes into a 4-bit cache.
+  struct FakeQuantized {
+    int64_t bits, group;
+    double clip;
+  };
+  std::map<const float *, FakeQuantized> fakeQuantized;
+  /// Each attention layer's K and V caches on the emulator (persist across
+  /// calls, as the CPU's do).
+  struct LayerCache {
+    bool fourBit = false;
+    int64_t bits = 4;
+    double clip = 1.0;
+    std::vector<float> values[2], scales[2];
+    std::vector<uint8_t> codes[2];
+    cuda::KvCacheView view[2];
+  };
+  std::map<int64_t, LayerCache> caches;
 
   /// The emulator's copy of a CPU buffer (weights are shared, read-only).
   float *emu(const float *p) {
@@ -197,6 +217,7 @@ void trampoline(rc::Context *real) {
   k.resultFloats = rc::rows(real, 0) * k.spec->vocab;
   k.mirrorResult.assign(static_cast<size_t>(k.resultFloats), NAN);
   k.qslots.assign(static_cast<size_t>(k.spec->qrowsSlots), QSlot{});
+  k.fakeQuantized.clear();
   w4a4emu::cc::Context emu{real};
   k.spec->forward(&emu);
 }
@@ -491,6 +512,7 @@ void fakeQuant(Context *c, const float *x, int64_t rows, int64_t cols,
   cfg.threads = cuda::producers::kThreads;
   cfg.sharedBytes = cuda::producers::kThreads * 4;
   k.launch("fakeQuant", cfg, [&] { cuda::fakeQuant(p); });
+  k.fakeQuantized[p.out] = {bits, group, clip};
   k.compare("fakeQuant (4-bit KV)", out, rows * cols);
 }
 
@@ -501,6 +523,8 @@ void rope(Context *c, const float *x, int64_t batch, int64_t seq, int64_t heads,
            out);
   Checker &k = checker();
   // The tables as the CPU makes them (rt::ropeTables, float64 angles).
+  // Positions start at offset + the cache's length (as the CPU's).
+  offset += k.past;
   std::vector<float> cosT((seq + offset) * headDim / 2), sinT(cosT.size());
   rt::ropeTables(theta, headDim, 0, seq + offset, cosT.data(), sinT.data());
   cuda::RopeParams p;
@@ -546,13 +570,72 @@ void attention(Context *c, int64_t layer, const float *q, const float *k,
   p.headDim = toInt(headDim);
   p.prefix = toInt(prefix);
   p.scale = static_cast<float>(scale);
+  std::string name = "attention";
+  if (layer >= 0) {
+    // A layer with a KV cache: this call's K and V go into the emulator's
+    // cache (kvAppend: 4-bit codes when the model fake-quantizes them per
+    // head, fp32 otherwise), then attention reads prefix + cache.
+    Checker::LayerCache &lc = ck.caches[layer];
+    int64_t capacity = ck.spec->maxTokens;
+    size_t slots = static_cast<size_t>(batch * kvHeads * capacity);
+    if (lc.view[0].capacity == 0) {
+      auto kq = ck.fakeQuantized.find(ck.emu(k));
+      auto vq = ck.fakeQuantized.find(ck.emu(v));
+      lc.fourBit = kq != ck.fakeQuantized.end() &&
+                   vq != ck.fakeQuantized.end() && kq->second.bits <= 4 &&
+                   kq->second.group == headDim && vq->second.bits <= 4 &&
+                   vq->second.group == headDim && headDim % 2 == 0;
+      if (lc.fourBit) {
+        lc.bits = kq->second.bits;
+        lc.clip = kq->second.clip;
+      }
+      for (int i = 0; i < 2; ++i) {
+        cuda::KvCacheView &view = lc.view[i];
+        view.capacity = toInt(capacity);
+        if (lc.fourBit) {
+          lc.codes[i].assign(slots * headDim / 2, 0xee);
+          lc.scales[i].assign(slots, NAN);
+          view.codes = lc.codes[i].data();
+          view.scales = lc.scales[i].data();
+        } else {
+          lc.values[i].assign(slots * headDim, NAN);
+          view.values = lc.values[i].data();
+        }
+      }
+    }
+    if (ck.past + seq > capacity)
+      die("the cache holds " + std::to_string(capacity) + " positions");
+    for (int i = 0; i < 2; ++i) {
+      cuda::KvAppendParams a;
+      a.x = i == 0 ? p.k : p.v;
+      a.cache = lc.view[i];
+      a.seq = toInt(seq);
+      a.kvHeads = toInt(kvHeads);
+      a.headDim = toInt(headDim);
+      a.past = toInt(ck.past);
+      a.bits = toInt(lc.bits);
+      a.clip = static_cast<float>(lc.clip);
+      cuda::emu::LaunchConfig cfg;
+      cfg.gridX = toInt(batch * seq);
+      cfg.gridY = toInt(kvHeads);
+      cfg.threads = cuda::attn::kAppendThreads;
+      cfg.sharedBytes = cuda::attn::kAppendThreads * 4;
+      ck.launch("kvAppend", cfg, [&] { cuda::kvAppend(a); });
+    }
+    p.cached = true;
+    p.past = toInt(ck.past);
+    p.cacheK = lc.view[0];
+    p.cacheV = lc.view[1];
+    name = lc.fourBit ? "attention (4-bit cache)" : "attention (fp32 cache)";
+  }
   cuda::emu::LaunchConfig cfg;
   cfg.gridX = toInt(batch * seq);
   cfg.gridY = toInt(heads);
   cfg.threads = cuda::attn::kThreads;
-  cfg.sharedBytes = cuda::attn::sharedBytes(p.prefix + p.seq);
+  cfg.sharedBytes =
+      cuda::attn::sharedBytes(p.prefix + (p.cached ? p.past : 0) + p.seq);
   ck.launch("attention", cfg, [&] { cuda::attention(p); });
-  ck.compare("attention", out, qn, 1e-5);
+  ck.compare(name, out, qn, 1e-5);
 }
 
 void hadamard(Context *c, const float *x, int64_t rows, int64_t width,
@@ -620,10 +703,11 @@ void writeFloats(const std::string &path, const std::vector<float> &v) {
 int main(int argc, char **argv) {
   if (argc < 4)
     die("usage: w4a4-cuda-model-check MODEL DIR IDS [--mode=lockstep|free] "
-        "[--tol=X] [--cpu-logits=F] [--emu-logits=F]");
+        "[--tol=X] [--cpu-logits=F] [--emu-logits=F] [--decode=N,N,...]");
   std::string model = argv[1], dir = argv[2];
   std::vector<int64_t> ids = parseIds(argv[3]);
   std::string cpuOut, emuOut;
+  std::vector<int64_t> decodeChunks;
   double tol = 0;
   Checker &k = checker();
   for (int i = 4; i < argc; ++i) {
@@ -638,6 +722,8 @@ int main(int argc, char **argv) {
       cpuOut = a.substr(13);
     else if (a.rfind("--emu-logits=", 0) == 0)
       emuOut = a.substr(13);
+    else if (a.rfind("--decode=", 0) == 0)
+      decodeChunks = parseIds(a.substr(9));
     else
       die("unknown option " + a);
   }
@@ -754,7 +840,51 @@ int main(int argc, char **argv) {
     writeFloats(cpuOut, logits);
   if (!emuOut.empty())
     writeFloats(emuOut, emuLogits);
+  // Decoding: the same ids in chunks through the KV cache (w4a4_decode),
+  // each call checked kernel by kernel; the emulator keeps its own caches
+  // (4-bit codes where the model quantizes K and V per head).
+  double decodeWorst = 0;
+  if (!decodeChunks.empty()) {
+    k.figures.clear();
+    w4a4_reset(m);
+    int64_t done = 0, calls = 0;
+    std::string sizes;
+    for (size_t c = 0; done < seq; ++c) {
+      int64_t n = c < decodeChunks.size() ? decodeChunks[c] : seq - done;
+      n = std::max<int64_t>(1, std::min(n, seq - done));
+      k.past = w4a4_cache_length(m);
+      if (k.past != done)
+        die("the CPU's cache holds " + std::to_string(k.past) +
+            " positions after " + std::to_string(done) + " tokens");
+      std::vector<float> stepLogits(static_cast<size_t>(n * vocab));
+      if (w4a4_decode(m, ids.data() + done, 1, n, stepLogits.data()) != 0)
+        die(std::string("decode: ") + w4a4_last_error(m));
+      for (int64_t i = 0; i < n * vocab; ++i)
+        decodeWorst = std::max(
+            decodeWorst, std::fabs(double(k.mirrorResult[i]) - stepLogits[i]));
+      done += n;
+      ++calls;
+      sizes += (sizes.empty() ? "" : ",") + std::to_string(n);
+    }
+    k.past = 0;
+    std::printf("decode: %lld calls of %s tokens through the KV cache\n",
+                static_cast<long long>(calls), sizes.c_str());
+    for (const auto &[name, f] : k.figures)
+      std::printf("  %-24s calls %3lld  bit-identical %3lld  largest "
+                  "difference %.3g\n",
+                  name.c_str(), static_cast<long long>(f.calls),
+                  static_cast<long long>(f.exact), f.worst);
+    if (!k.lockstep)
+      std::printf("decode logits: largest |emulated - CPU| %.3g\n",
+                  decodeWorst);
+  }
   w4a4_close(m);
+  if (!k.lockstep && !(decodeWorst <= tol * largest)) {
+    std::printf("FAIL: the decode logits differ by more than %.3g of the "
+                "largest |logit|\n",
+                tol);
+    return 1;
+  }
   for (const std::string &f : k.failures)
     std::printf("MISMATCH %s\n", f.c_str());
   if (!k.failures.empty())

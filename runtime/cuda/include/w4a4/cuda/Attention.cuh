@@ -33,6 +33,21 @@ struct RopeParams {
   bool interleaved = false;
 };
 
+/// One layer's K or V cache for decoding, [batch, kvHeads, capacity,
+/// headDim] by position: fp32 values, or (codes set) the 4-bit KV cache of
+/// a model whose K and V are quantized per (token, KV head) (w4a4
+/// quantize-kv with group = head_dim): s4 codes two per byte (the even
+/// element in the low nibble) and one float scale per (batch, KV head,
+/// position). An element reads as float(code) * scale: exactly the value
+/// the CPU's fake quantization (rt::quantizeRows) gives, so the cache holds
+/// what the CPU's fp32 cache holds, in an eighth of the bytes.
+struct KvCacheView {
+  float *values = nullptr;
+  uint8_t *codes = nullptr;
+  float *scales = nullptr;
+  int capacity = 0;
+};
+
 struct AttentionParams {
   const float *q = nullptr;  // [batch * seq, heads * headDim]
   const float *k = nullptr;  // [batch * seq, kvHeads * headDim]
@@ -42,15 +57,84 @@ struct AttentionParams {
   float *out = nullptr; // [batch * seq, heads * headDim]
   int batch = 0, seq = 0, heads = 0, kvHeads = 0, headDim = 0, prefix = 0;
   float scale = 1.0f;
+  /// Decoding (cached): keys and values after the prefix come from the
+  /// caches, which already hold this call's tokens at positions past ..
+  /// past + seq - 1 (kvAppend ran first); k and v are unused. Token t of
+  /// the sequence sees the prefix and cache positions 0 .. past + t.
+  bool cached = false;
+  int past = 0;
+  KvCacheView cacheK, cacheV;
+};
+
+struct KvAppendParams {
+  const float *x = nullptr; // [batch * seq, kvHeads * headDim]
+  KvCacheView cache;
+  int seq = 0, kvHeads = 0, headDim = 0, past = 0;
+  /// The 4-bit cache's quantizer (rt::quantizeRows over each head's
+  /// headDim values).
+  int bits = 4;
+  float clip = 1.0f;
 };
 
 namespace attn {
 constexpr int kThreads = 128;
-/// Shared bytes of attention for `keys` = prefix + seq.
+/// Shared bytes of attention for `keys` = prefix + seq (+ past).
 constexpr int sharedBytes(int keys) {
   return ((keys + 1) & ~1) * 4 + kThreads * 8;
 }
+constexpr int kAppendThreads = 32;
+
+/// Element d of cache position `pos` of (batch b, KV head g).
+W4A4_DEVICE float cacheAt(const KvCacheView &c, int kvHeads, int headDim,
+                          int b, int g, int pos, int d) {
+  int64_t slot = (static_cast<int64_t>(b) * kvHeads + g) * c.capacity + pos;
+  if (!c.codes)
+    return c.values[slot * headDim + d];
+  uint8_t byte = c.codes[slot * (headDim / 2) + d / 2];
+  int nibble = (d & 1) ? byte >> 4 : byte & 0xf;
+  int code = nibble >= 8 ? nibble - 16 : nibble;
+  return dev::mulRn(static_cast<float>(code), c.scales[slot]);
+}
 } // namespace attn
+
+/// Writes this call's K (or V) rows into the cache at positions past ..
+/// past + seq - 1: a copy, or per (token, KV head) 4-bit codes and a scale
+/// with quantizeActivations' operations. Grid (batch * seq, kvHeads), 32
+/// threads.
+template <int Dummy = 0>
+W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(attn::kAppendThreads)
+    kvAppend(KvAppendParams p) {
+  using namespace producers;
+  int row = dev::blockX(), g = dev::blockY(), tid = dev::threadX();
+  int threads = dev::blockThreads();
+  int b = row / p.seq, pos = p.past + row % p.seq;
+  const float *x = p.x + static_cast<int64_t>(row) * p.kvHeads * p.headDim +
+                   g * p.headDim;
+  int64_t slot =
+      (static_cast<int64_t>(b) * p.kvHeads + g) * p.cache.capacity + pos;
+  if (!p.cache.codes) {
+    for (int d = tid; d < p.headDim; d += threads)
+      p.cache.values[slot * p.headDim + d] = x[d];
+    return;
+  }
+  auto *scratch = reinterpret_cast<float *>(dev::sharedBase());
+  float mx = 0;
+  for (int d = tid; d < p.headDim; d += threads) {
+    float a = x[d] < 0 ? -x[d] : x[d];
+    mx = a > mx ? a : mx;
+  }
+  mx = blockMax(mx, scratch);
+  float qmax = static_cast<float>((1 << (p.bits - 1)) - 1);
+  float s = dev::divRn(dev::mulRn(p.clip, mx), qmax);
+  if (tid == 0)
+    p.cache.scales[slot] = s;
+  uint8_t *codes = p.cache.codes + slot * (p.headDim / 2);
+  for (int pair = tid; pair < p.headDim / 2; pair += threads) {
+    int q0 = s != 0.0f ? code(x[2 * pair], s, qmax) : 0;
+    int q1 = s != 0.0f ? code(x[2 * pair + 1], s, qmax) : 0;
+    codes[pair] = static_cast<uint8_t>((q0 & 0xf) | ((q1 & 0xf) << 4));
+  }
+}
 
 template <int Dummy = 0>
 W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(128) rope(RopeParams p) {
@@ -79,28 +163,30 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(attn::kThreads)
     attention(AttentionParams p) {
   using namespace producers;
   float *scores = reinterpret_cast<float *>(dev::sharedBase());
-  int keysMax = p.prefix + p.seq;
+  int keysMax = p.prefix + (p.cached ? p.past : 0) + p.seq;
   auto *scratch = reinterpret_cast<double *>(scores + ((keysMax + 1) & ~1));
   int row = dev::blockX(), h = dev::blockY();
   int b = row / p.seq, t = row % p.seq;
   int g = h / (p.heads / p.kvHeads);
   int qWidth = p.heads * p.headDim, kvWidth = p.kvHeads * p.headDim;
-  int keys = p.prefix + t + 1;
+  int keys = p.prefix + (p.cached ? p.past : 0) + t + 1;
   const float *q = p.q + static_cast<int64_t>(row) * qWidth + h * p.headDim;
-  auto keyRow = [&](const float *seqRows, const float *prefixRows, int j) {
-    return j < p.prefix
-               ? prefixRows + static_cast<int64_t>(j) * kvWidth + g * p.headDim
-               : seqRows +
-                     (static_cast<int64_t>(b) * p.seq + j - p.prefix) *
-                         kvWidth +
-                     g * p.headDim;
+  // Element d of key (or value) j: the prefix, then this sequence's rows
+  // or (cached) the cache's positions.
+  auto at = [&](const float *seqRows, const float *prefixRows,
+                const KvCacheView &cache, int j, int d) {
+    if (j < p.prefix)
+      return prefixRows[static_cast<int64_t>(j) * kvWidth + g * p.headDim + d];
+    if (p.cached)
+      return attn::cacheAt(cache, p.kvHeads, p.headDim, b, g, j - p.prefix, d);
+    return seqRows[(static_cast<int64_t>(b) * p.seq + j - p.prefix) * kvWidth +
+                   g * p.headDim + d];
   };
   int tid = dev::threadX(), threads = dev::blockThreads();
   for (int j = tid; j < keys; j += threads) {
-    const float *k = keyRow(p.k, p.kp, j);
     float dot = 0;
     for (int d = 0; d < p.headDim; ++d)
-      dot = dev::addRn(dot, dev::mulRn(q[d], k[d]));
+      dot = dev::addRn(dot, dev::mulRn(q[d], at(p.k, p.kp, p.cacheK, j, d)));
     scores[j] = dev::mulRn(p.scale, dot);
   }
   dev::syncThreads();
@@ -130,7 +216,7 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(attn::kThreads)
     float acc = 0;
     for (int j = 0; j < keys; ++j)
       acc = dev::addRn(
-          acc, dev::mulRn(dev::mulRn(scores[j], inv), keyRow(p.v, p.vp, j)[d]));
+          acc, dev::mulRn(dev::mulRn(scores[j], inv), at(p.v, p.vp, p.cacheV, j, d)));
     out[d] = acc;
   }
 }

@@ -35,6 +35,9 @@ cudaError_t launchHadamardQuantize(const SwigluQuantizeParams &p,
 cudaError_t launchRope(const RopeParams &p, cudaStream_t stream);
 /// One block per (query row, head).
 cudaError_t launchAttention(const AttentionParams &p, cudaStream_t stream);
+/// This call's K or V rows into a layer's cache (before a cached attention).
+cudaError_t launchKvAppend(const KvAppendParams &p, int batch,
+                           cudaStream_t stream);
 /// fp32 variants of the producers (p.rowsOut set) and fake quantization.
 cudaError_t launchRmsNorm(const RmsNormQuantizeParams &p, cudaStream_t stream);
 cudaError_t launchHadamardRows(const SwigluQuantizeParams &p,
