@@ -84,6 +84,22 @@ constexpr int sharedBytes(int keys) {
 }
 constexpr int kAppendThreads = 32;
 
+/// A key or value row as attention reads it: floats, or 4-bit codes (two
+/// per byte, the even element low) with their scale.
+struct KvRow {
+  const float *f;
+  const uint8_t *c;
+  float s;
+};
+W4A4_DEVICE float element(const KvRow &r, int d) {
+  if (r.f)
+    return r.f[d];
+  uint8_t byte = r.c[d / 2];
+  int nibble = (d & 1) ? byte >> 4 : byte & 0xf;
+  return dev::mulRn(static_cast<float>(nibble >= 8 ? nibble - 16 : nibble),
+                    r.s);
+}
+
 /// Element d of cache position `pos` of (batch b, KV head g).
 W4A4_DEVICE float cacheAt(const KvCacheView &c, int kvHeads, int headDim,
                           int b, int g, int pos, int d) {
@@ -169,24 +185,39 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(attn::kThreads)
   int b = row / p.seq, t = row % p.seq;
   int g = h / (p.heads / p.kvHeads);
   int qWidth = p.heads * p.headDim, kvWidth = p.kvHeads * p.headDim;
-  int keys = p.prefix + (p.cached ? p.past : 0) + t + 1;
+  const bool cached = p.cached;
+  const int kvHeads = p.kvHeads;
+  int keys = p.prefix + (cached ? p.past : 0) + t + 1;
   const float *q = p.q + static_cast<int64_t>(row) * qWidth + h * p.headDim;
-  // Element d of key (or value) j: the prefix, then this sequence's rows
-  // or (cached) the cache's positions.
-  auto at = [&](const float *seqRows, const float *prefixRows,
-                const KvCacheView &cache, int j, int d) {
-    if (j < p.prefix)
-      return prefixRows[static_cast<int64_t>(j) * kvWidth + g * p.headDim + d];
-    if (p.cached)
-      return attn::cacheAt(cache, p.kvHeads, p.headDim, b, g, j - p.prefix, d);
-    return seqRows[(static_cast<int64_t>(b) * p.seq + j - p.prefix) * kvWidth +
-                   g * p.headDim + d];
+  // Key (or value) j: a prefix row, a row of this sequence, or (cached)
+  // cache position j - prefix: a float row, or 4-bit codes and a scale.
+  const int prefix = p.prefix, headDim = p.headDim, seqLen = p.seq;
+  auto rowOf = [=](const float *seqRows, const float *prefixRows,
+                   const KvCacheView &cache, int j) {
+    attn::KvRow r{nullptr, nullptr, 0.0f};
+    if (j < prefix) {
+      r.f = prefixRows + static_cast<int64_t>(j) * kvWidth + g * headDim;
+    } else if (!cached) {
+      r.f = seqRows + (static_cast<int64_t>(b) * seqLen + j - prefix) * kvWidth +
+            g * headDim;
+    } else {
+      int64_t slot =
+          (static_cast<int64_t>(b) * kvHeads + g) * cache.capacity + j - prefix;
+      if (cache.codes) {
+        r.c = cache.codes + slot * (headDim / 2);
+        r.s = cache.scales[slot];
+      } else {
+        r.f = cache.values + slot * headDim;
+      }
+    }
+    return r;
   };
   int tid = dev::threadX(), threads = dev::blockThreads();
   for (int j = tid; j < keys; j += threads) {
+    attn::KvRow r = rowOf(p.k, p.kp, p.cacheK, j);
     float dot = 0;
-    for (int d = 0; d < p.headDim; ++d)
-      dot = dev::addRn(dot, dev::mulRn(q[d], at(p.k, p.kp, p.cacheK, j, d)));
+    for (int d = 0; d < headDim; ++d)
+      dot = dev::addRn(dot, dev::mulRn(q[d], attn::element(r, d)));
     scores[j] = dev::mulRn(p.scale, dot);
   }
   dev::syncThreads();
@@ -212,11 +243,13 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(attn::kThreads)
     sum = dev::addRn(sum, lanes[l]);
   float inv = dev::divRn(1.0f, sum);
   float *out = p.out + static_cast<int64_t>(row) * qWidth + h * p.headDim;
-  for (int d = tid; d < p.headDim; d += threads) {
+  for (int d = tid; d < headDim; d += threads) {
     float acc = 0;
     for (int j = 0; j < keys; ++j)
-      acc = dev::addRn(
-          acc, dev::mulRn(dev::mulRn(scores[j], inv), at(p.v, p.vp, p.cacheV, j, d)));
+      acc = dev::addRn(acc, dev::mulRn(dev::mulRn(scores[j], inv),
+                                       attn::element(rowOf(p.v, p.vp,
+                                                           p.cacheV, j),
+                                                     d)));
     out[d] = acc;
   }
 }
