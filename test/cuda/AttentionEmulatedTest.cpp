@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "TestValues.h"
 #include "emulator/Emulator.h"
 
 #include "w4a4/cuda/Attention.cuh"
@@ -23,14 +24,7 @@ namespace {
 
 using namespace w4a4;
 
-std::vector<float> randomValues(int64_t n, float sigma, unsigned seed) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d(0.0f, sigma);
-  std::vector<float> v(n);
-  for (float &x : v)
-    x = d(g);
-  return v;
-}
+using cuda::test::randomValues;
 
 TEST(CudaAttentionEmulated, RopeEqualsTheCpuRuntimeBitForBit) {
   for (bool interleaved : {false, true})

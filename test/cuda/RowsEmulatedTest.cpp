@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "TestValues.h"
 #include "emulator/Emulator.h"
 
 #include "w4a4/cuda/Producers.cuh"
@@ -25,14 +26,7 @@ namespace {
 
 using namespace w4a4;
 
-std::vector<float> randomValues(int64_t n, float sigma, unsigned seed) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d(0.0f, sigma);
-  std::vector<float> v(n);
-  for (float &x : v)
-    x = d(g);
-  return v;
-}
+using cuda::test::randomValues;
 
 TEST(CudaRowsEmulated, FakeQuantEqualsTheCpuRuntimeBitForBit) {
   struct Case {

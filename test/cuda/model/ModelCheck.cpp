@@ -294,16 +294,25 @@ void embedding(Context *c, const float *table, int64_t vocab, int64_t hidden,
   k.compare("embedding", out, n * hidden);
 }
 
-void rmsNorm(Context *c, const float *x, const float *gain, int64_t rows,
-             int64_t cols, double eps, float *out) {
-  rc::rmsNorm(c->real, x, gain, rows, cols, eps, out);
-  Checker &k = checker();
+namespace {
+cuda::RmsNormQuantizeParams rmsNormParams(Checker &k, const float *x,
+                                          const float *gain, int64_t rows,
+                                          int64_t cols, double eps) {
   cuda::RmsNormQuantizeParams p;
   p.x = k.emu(x);
   p.gain = gain;
   p.rows = toInt(rows);
   p.cols = toInt(cols);
   p.eps = static_cast<float>(eps);
+  return p;
+}
+} // namespace
+
+void rmsNorm(Context *c, const float *x, const float *gain, int64_t rows,
+             int64_t cols, double eps, float *out) {
+  rc::rmsNorm(c->real, x, gain, rows, cols, eps, out);
+  Checker &k = checker();
+  cuda::RmsNormQuantizeParams p = rmsNormParams(k, x, gain, rows, cols, eps);
   p.rowsOut = k.emu(out);
   cuda::emu::LaunchConfig cfg;
   cfg.gridX = p.rows;
@@ -441,12 +450,7 @@ void rmsNormQuantize(Context *c, int64_t qslot, const float *x,
   rc::rmsNormQuantize(c->real, qslot, x, gain, rows, cols, eps, bits, clip);
   Checker &k = checker();
   QSlot &q = k.slot(qslot, toInt(rows), toInt(cols));
-  cuda::RmsNormQuantizeParams p;
-  p.x = k.emu(x);
-  p.gain = gain;
-  p.rows = toInt(rows);
-  p.cols = toInt(cols);
-  p.eps = static_cast<float>(eps);
+  cuda::RmsNormQuantizeParams p = rmsNormParams(k, x, gain, rows, cols, eps);
   p.out = {q.codes.data(), q.scales.data(), q.kPadded, static_cast<int>(bits),
            static_cast<float>(clip)};
   cuda::emu::LaunchConfig cfg;

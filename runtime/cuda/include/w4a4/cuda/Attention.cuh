@@ -134,14 +134,8 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(attn::kAppendThreads)
     return;
   }
   auto *scratch = reinterpret_cast<float *>(dev::sharedBase());
-  float mx = 0;
-  for (int d = tid; d < p.headDim; d += threads) {
-    float a = x[d] < 0 ? -x[d] : x[d];
-    mx = a > mx ? a : mx;
-  }
-  mx = blockMax(mx, scratch);
   float qmax = static_cast<float>((1 << (p.bits - 1)) - 1);
-  float s = dev::divRn(dev::mulRn(p.clip, mx), qmax);
+  float s = blockScale(x, p.headDim, p.clip, qmax, scratch);
   if (tid == 0)
     p.cache.scales[slot] = s;
   uint8_t *codes = p.cache.codes + slot * (p.headDim / 2);

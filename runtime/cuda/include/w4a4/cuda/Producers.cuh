@@ -131,6 +131,19 @@ W4A4_DEVICE double blockSum(double v, double *scratch) {
   return s;
 }
 
+/// quantizeActivations' scale of the n values x[0..n) spread over the block:
+/// clip * max|x| / qmax (the max exact in any order); all threads get it.
+W4A4_DEVICE float blockScale(const float *x, int n, float clip, float qmax,
+                             float *scratch) {
+  float mx = 0;
+  for (int c = dev::threadX(); c < n; c += dev::blockThreads()) {
+    float a = x[c] < 0 ? -x[c] : x[c];
+    mx = a > mx ? a : mx;
+  }
+  mx = blockMax(mx, scratch);
+  return dev::divRn(dev::mulRn(clip, mx), qmax);
+}
+
 /// The code of y at scale s != 0 (quantizeActivations: nearest even,
 /// clamped to [-qmax - 1, qmax]).
 W4A4_DEVICE int code(float y, float s, float qmax) {
@@ -342,14 +355,8 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(producers::kThreads)
   auto *scratch = reinterpret_cast<float *>(dev::sharedBase());
   int row = dev::blockX(), t = dev::threadX(), threads = dev::blockThreads();
   const float *x = p.x + static_cast<int64_t>(row) * p.width;
-  float mx = 0;
-  for (int c = t; c < p.width; c += threads) {
-    float a = x[c] < 0 ? -x[c] : x[c];
-    mx = a > mx ? a : mx;
-  }
-  mx = blockMax(mx, scratch);
   float qmax = static_cast<float>((1 << (p.bits - 1)) - 1);
-  float s = dev::divRn(dev::mulRn(p.clip, mx), qmax);
+  float s = blockScale(x, p.width, p.clip, qmax, scratch);
   float *y = p.out + static_cast<int64_t>(row) * p.width;
   for (int c = t; c < p.width; c += threads)
     y[c] = s != 0.0f ? dev::mulRn(static_cast<float>(code(x[c], s, qmax)), s)
