@@ -195,8 +195,8 @@ Error checkMlirText(StringRef path, StringRef bytes) {
     case '{':
     case '<':
       if (++depth > kMaxTextNesting) {
-        unsigned line = 1 + static_cast<unsigned>(
-                                std::count(bytes.begin(), bytes.begin() + i, '\n'));
+        unsigned line = 1 + static_cast<unsigned>(std::count(
+                                bytes.begin(), bytes.begin() + i, '\n'));
         return createStringError(
             path.str() + ":" + std::to_string(line) +
             ": brackets nested more than " + std::to_string(kMaxTextNesting) +

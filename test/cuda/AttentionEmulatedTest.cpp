@@ -169,13 +169,12 @@ TEST(CudaAttentionEmulated, DecodingThroughTheKvCacheMatchesTheCpuRuntime) {
         size_t present =
             static_cast<size_t>(c.batch) * c.kvHeads * (past + seq) * c.headDim;
         std::vector<float> expected(rows * qw), nextK(present), nextV(present);
-        rt::attentionCached(q.data(), kq.data(), vq.data(),
-                            c.prefix ? kp.data() : nullptr,
-                            c.prefix ? vp.data() : nullptr, c.prefix,
-                            past ? cpuK.data() : nullptr,
-                            past ? cpuV.data() : nullptr, past, c.batch, seq,
-                            c.heads, c.kvHeads, c.headDim, scale,
-                            expected.data(), nextK.data(), nextV.data());
+        rt::attentionCached(
+            q.data(), kq.data(), vq.data(), c.prefix ? kp.data() : nullptr,
+            c.prefix ? vp.data() : nullptr, c.prefix,
+            past ? cpuK.data() : nullptr, past ? cpuV.data() : nullptr, past,
+            c.batch, seq, c.heads, c.kvHeads, c.headDim, scale, expected.data(),
+            nextK.data(), nextV.data());
         cpuK = nextK;
         cpuV = nextV;
         // The emulator appends the raw rows (quantizing them itself).
@@ -229,7 +228,9 @@ TEST(CudaAttentionEmulated, DecodingThroughTheKvCacheMatchesTheCpuRuntime) {
                 for (int d = 0; d < c.headDim; ++d) {
                   size_t cpu =
                       ((static_cast<size_t>(b) * c.kvHeads + g) * (past + seq) +
-                       t) * c.headDim + d;
+                       t) *
+                          c.headDim +
+                      d;
                   ASSERT_EQ(cuda::attn::cacheAt(view[0], c.kvHeads, c.headDim,
                                                 b, g, t, d),
                             cpuK[cpu])

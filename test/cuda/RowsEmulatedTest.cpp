@@ -84,8 +84,8 @@ TEST(CudaRowsEmulated, EmbeddingCopiesRowsAndFlagsBadIds) {
   cfg.threads = 128;
   ASSERT_EQ(cuda::emu::launch(cfg, [&] { cuda::embedding(p); }), "");
   EXPECT_EQ(bad, 0);
-  EXPECT_EQ(0, std::memcmp(got.data(), expected.data(),
-                           got.size() * sizeof(float)));
+  EXPECT_EQ(
+      0, std::memcmp(got.data(), expected.data(), got.size() * sizeof(float)));
   // Ids outside the vocabulary: NaN rows and the flag, never a read
   // outside the table.
   for (int64_t id : {int64_t{-1}, vocab, int64_t{1} << 40}) {
@@ -119,8 +119,8 @@ TEST(CudaRowsEmulated, LinearF32MatchesTheCpuRuntime) {
     p.out = out;
     cuda::emu::LaunchConfig cfg;
     cfg.gridX = rows;
-    cfg.gridY = (out + cuda::rows::kLinearThreads - 1) /
-                cuda::rows::kLinearThreads;
+    cfg.gridY =
+        (out + cuda::rows::kLinearThreads - 1) / cuda::rows::kLinearThreads;
     cfg.threads = cuda::rows::kLinearThreads;
     ASSERT_EQ(cuda::emu::launch(cfg, [&] { cuda::linearF32(p); }), "");
     // |y| ~ 2; a float dot product of 70 terms in another order: a few

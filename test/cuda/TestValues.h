@@ -10,8 +10,7 @@
 namespace w4a4::cuda::test {
 
 /// n normal values of standard deviation sigma, reproducible from seed.
-inline std::vector<float> randomValues(int64_t n, float sigma,
-                                       unsigned seed) {
+inline std::vector<float> randomValues(int64_t n, float sigma, unsigned seed) {
   std::mt19937 g(seed);
   std::normal_distribution<float> d(0.0f, sigma);
   std::vector<float> v(n);

@@ -63,13 +63,12 @@ cudaError_t launchKvAppend(const KvAppendParams &p, int batch,
     return cudaErrorInvalidValue;
   dim3 grid(static_cast<unsigned>(batch * p.seq),
             static_cast<unsigned>(p.kvHeads));
-  kvAppend<0><<<grid, attn::kAppendThreads, attn::kAppendThreads * 4,
-                stream>>>(p);
+  kvAppend<0>
+      <<<grid, attn::kAppendThreads, attn::kAppendThreads * 4, stream>>>(p);
   return cudaGetLastError();
 }
 
-cudaError_t launchRmsNorm(const RmsNormQuantizeParams &p,
-                          cudaStream_t stream) {
+cudaError_t launchRmsNorm(const RmsNormQuantizeParams &p, cudaStream_t stream) {
   if (!p.rowsOut)
     return cudaErrorInvalidValue;
   rmsNorm<0><<<p.rows, producers::kThreads, producers::rmsNormSharedBytes(),
@@ -87,8 +86,8 @@ cudaError_t launchHadamardRows(const SwigluQuantizeParams &p,
 }
 
 cudaError_t launchFakeQuant(const FakeQuantParams &p, cudaStream_t stream) {
-  fakeQuant<0><<<p.rows, producers::kThreads, producers::kThreads * 4,
-                 stream>>>(p);
+  fakeQuant<0>
+      <<<p.rows, producers::kThreads, producers::kThreads * 4, stream>>>(p);
   return cudaGetLastError();
 }
 

@@ -61,7 +61,7 @@
 #include <vector>
 
 extern "C" w4a4_model *w4a4emu_open_tiny_dr_sink_quarot(const char *, char *,
-                                                         size_t);
+                                                        size_t);
 extern "C" w4a4_model *w4a4emu_open_tiny_baseline_kv4(const char *, char *,
                                                       size_t);
 
@@ -336,8 +336,8 @@ void gemm(Context *c, const float *x, const float *w, const float *bias,
   p.out = toInt(out);
   cuda::emu::LaunchConfig cfg;
   cfg.gridX = p.rows;
-  cfg.gridY = (p.out + cuda::rows::kLinearThreads - 1) /
-              cuda::rows::kLinearThreads;
+  cfg.gridY =
+      (p.out + cuda::rows::kLinearThreads - 1) / cuda::rows::kLinearThreads;
   cfg.threads = cuda::rows::kLinearThreads;
   k.launch("linearF32", cfg, [&] { cuda::linearF32(p); });
   k.compare("linearF32 (LM head)", y, rows * out, 1e-5, /*relative=*/true);
@@ -558,9 +558,10 @@ void attention(Context *c, int64_t layer, const float *q, const float *k,
   Checker &ck = checker();
   cuda::AttentionParams p;
   // out may overlap q, k or v in the arena: the kernel reads copies.
-  int64_t qn = batch * seq * heads * headDim, kvn = batch * seq * kvHeads * headDim;
-  std::vector<float> qc(ck.emu(q), ck.emu(q) + qn), kc(ck.emu(k), ck.emu(k) + kvn),
-      vc(ck.emu(v), ck.emu(v) + kvn);
+  int64_t qn = batch * seq * heads * headDim,
+          kvn = batch * seq * kvHeads * headDim;
+  std::vector<float> qc(ck.emu(q), ck.emu(q) + qn),
+      kc(ck.emu(k), ck.emu(k) + kvn), vc(ck.emu(v), ck.emu(v) + kvn);
   p.q = qc.data();
   p.k = kc.data();
   p.v = vc.data();
@@ -749,10 +750,10 @@ int main(int argc, char **argv) {
     die(opened.message());
   for (const rc::PackSpec &p : k.packs) {
     rt::PackedWeights w;
-    rt::Status s = rt::packWeights(
-        static_cast<const int8_t *>(weights.data(p.codes)),
-        static_cast<const float *>(weights.data(p.scales)), p.out, p.in,
-        p.bits, p.group, w);
+    rt::Status s =
+        rt::packWeights(static_cast<const int8_t *>(weights.data(p.codes)),
+                        static_cast<const float *>(weights.data(p.scales)),
+                        p.out, p.in, p.bits, p.group, w);
     if (!s.ok())
       die(s.message());
     k.sm80.emplace_back();
@@ -796,9 +797,10 @@ int main(int argc, char **argv) {
                 "ran on the CPU's inputs)\n");
   else
     std::printf("logits: largest |emulated - CPU| %.3g (%.3g of the largest "
-              "|logit| %.3g), same argmax at %lld of %lld positions\n",
-              worst, worst / largest, largest,
-              static_cast<long long>(argmaxSame), static_cast<long long>(seq));
+                "|logit| %.3g), same argmax at %lld of %lld positions\n",
+                worst, worst / largest, largest,
+                static_cast<long long>(argmaxSame),
+                static_cast<long long>(seq));
   // Scoring: the next token's NLL at every position but the last, by
   // rt::tokenNll on the CPU's logits and by the tokenNll kernel on the
   // emulator's (lockstep: on the CPU's, bit for bit).
@@ -836,8 +838,7 @@ int main(int argc, char **argv) {
                 "tokenNll", 1, static_cast<long long>(same),
                 static_cast<long long>(scored), worstNll);
     std::printf("mean NLL: CPU %.9f, emulated %.9f\n", cpuMean, emuMean);
-    if (bad || std::isnan(worstNll) ||
-        (k.lockstep && same != scored))
+    if (bad || std::isnan(worstNll) || (k.lockstep && same != scored))
       k.failures.push_back("tokenNll differs");
   }
   if (!cpuOut.empty())

@@ -101,8 +101,8 @@ W4A4_DEVICE float element(const KvRow &r, int d) {
 }
 
 /// Element d of cache position `pos` of (batch b, KV head g).
-W4A4_DEVICE float cacheAt(const KvCacheView &c, int kvHeads, int headDim,
-                          int b, int g, int pos, int d) {
+W4A4_DEVICE float cacheAt(const KvCacheView &c, int kvHeads, int headDim, int b,
+                          int g, int pos, int d) {
   int64_t slot = (static_cast<int64_t>(b) * kvHeads + g) * c.capacity + pos;
   if (!c.codes)
     return c.values[slot * headDim + d];
@@ -124,8 +124,8 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(attn::kAppendThreads)
   int row = dev::blockX(), g = dev::blockY(), tid = dev::threadX();
   int threads = dev::blockThreads();
   int b = row / p.seq, pos = p.past + row % p.seq;
-  const float *x = p.x + static_cast<int64_t>(row) * p.kvHeads * p.headDim +
-                   g * p.headDim;
+  const float *x =
+      p.x + static_cast<int64_t>(row) * p.kvHeads * p.headDim + g * p.headDim;
   int64_t slot =
       (static_cast<int64_t>(b) * p.kvHeads + g) * p.cache.capacity + pos;
   if (!p.cache.codes) {
@@ -192,7 +192,8 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(attn::kThreads)
     if (j < prefix) {
       r.f = prefixRows + static_cast<int64_t>(j) * kvWidth + g * headDim;
     } else if (!cached) {
-      r.f = seqRows + (static_cast<int64_t>(b) * seqLen + j - prefix) * kvWidth +
+      r.f = seqRows +
+            (static_cast<int64_t>(b) * seqLen + j - prefix) * kvWidth +
             g * headDim;
     } else {
       int64_t slot =
@@ -240,10 +241,9 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(attn::kThreads)
   for (int d = tid; d < headDim; d += threads) {
     float acc = 0;
     for (int j = 0; j < keys; ++j)
-      acc = dev::addRn(acc, dev::mulRn(dev::mulRn(scores[j], inv),
-                                       attn::element(rowOf(p.v, p.vp,
-                                                           p.cacheV, j),
-                                                     d)));
+      acc = dev::addRn(
+          acc, dev::mulRn(dev::mulRn(scores[j], inv),
+                          attn::element(rowOf(p.v, p.vp, p.cacheV, j), d)));
     out[d] = acc;
   }
 }

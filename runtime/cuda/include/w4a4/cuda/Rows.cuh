@@ -55,8 +55,8 @@ struct TailRowsParams {
 template <int Dummy = 0>
 W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(128) tailRows(TailRowsParams p) {
   int row = dev::blockX(), b = row / p.scored, j = row % p.scored;
-  const float *x = p.x + (static_cast<int64_t>(b) * p.seq + p.seq - p.scored +
-                          j) * p.width;
+  const float *x =
+      p.x + (static_cast<int64_t>(b) * p.seq + p.seq - p.scored + j) * p.width;
   float *y = p.out + static_cast<int64_t>(row) * p.width;
   for (int c = dev::threadX(); c < p.width; c += dev::blockThreads())
     y[c] = x[c];
@@ -93,9 +93,9 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(rows::kLinearThreads)
 }
 
 struct TokenNllParams {
-  const float *logits = nullptr;   // [rows, vocab]
+  const float *logits = nullptr;    // [rows, vocab]
   const int64_t *targets = nullptr; // [rows]
-  double *nll = nullptr;           // [rows]
+  double *nll = nullptr;            // [rows]
   int rows = 0, vocab = 0;
   int *badTarget = nullptr; // set to 1 when a target is outside [0, vocab)
 };
@@ -121,8 +121,8 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(rows::kNllThreads)
   if (t < rows::kNllLanes) {
     double s = 0.0;
     for (int v = t; v < p.vocab; v += rows::kNllLanes)
-      s = dev::daddRn(s, static_cast<double>(
-                             producers::expPoly(dev::subRn(row[v], m))));
+      s = dev::daddRn(
+          s, static_cast<double>(producers::expPoly(dev::subRn(row[v], m))));
     lanes[t] = s;
   }
   dev::syncThreads();
@@ -137,9 +137,8 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(rows::kNllThreads)
     double sum = 0.0;
     for (int l = 0; l < rows::kNllLanes; ++l)
       sum = dev::daddRn(sum, lanes[l]);
-    p.nll[r] = dev::daddRn(dev::dlog(sum),
-                           -(static_cast<double>(row[target]) -
-                             static_cast<double>(m)));
+    p.nll[r] = dev::daddRn(dev::dlog(sum), -(static_cast<double>(row[target]) -
+                                             static_cast<double>(m)));
   }
 }
 
