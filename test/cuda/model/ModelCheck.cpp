@@ -27,6 +27,7 @@
 //
 //   w4a4-cuda-model-check MODEL DIR IDS [--mode=lockstep|free] [--tol=X]
 //                         [--cpu-logits=F] [--emu-logits=F]
+//                         [--decode=N,N,...]   (then decode in these chunks)
 //
 //===----------------------------------------------------------------------===//
 
@@ -901,6 +902,5 @@ int main(int argc, char **argv) {
     return 1;
   }
   std::printf("PASS\n");
-  (void)m;
   return 0;
 }
