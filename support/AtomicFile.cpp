@@ -161,6 +161,10 @@ Error checkMlirText(StringRef path, StringRef bytes) {
   // types): a file nested a few hundred thousand levels deep overflows the
   // stack (SIGSEGV). Real IR nests a few dozen levels. Brackets inside
   // string literals and comments do not count; '>' of '->' closes nothing.
+  auto lineOf = [&](size_t offset) {
+    return std::to_string(
+        1 + std::count(bytes.begin(), bytes.begin() + offset, '\n'));
+  };
   size_t depth = 0;
   for (size_t i = 0, n = bytes.size(); i < n; ++i) {
     char c = bytes[i];
@@ -176,13 +180,10 @@ Error checkMlirText(StringRef path, StringRef bytes) {
       for (++i; i < n && bytes[i] != '"' && bytes[i] != '\n'; ++i)
         if (bytes[i] == '\\' && i + 1 < n && bytes[i + 1] != '\n')
           ++i;
-      if (i >= n) {
-        unsigned line = 1 + static_cast<unsigned>(std::count(
-                                bytes.begin(), bytes.begin() + open, '\n'));
-        return createStringError(path.str() + ":" + std::to_string(line) +
+      if (i >= n)
+        return createStringError(path.str() + ":" + lineOf(open) +
                                  ": a string literal runs to the end of the "
                                  "file (no closing '\"')");
-      }
       break;
     }
     case '/':
@@ -194,14 +195,11 @@ Error checkMlirText(StringRef path, StringRef bytes) {
     case '[':
     case '{':
     case '<':
-      if (++depth > kMaxTextNesting) {
-        unsigned line = 1 + static_cast<unsigned>(std::count(
-                                bytes.begin(), bytes.begin() + i, '\n'));
+      if (++depth > kMaxTextNesting)
         return createStringError(
-            path.str() + ":" + std::to_string(line) +
-            ": brackets nested more than " + std::to_string(kMaxTextNesting) +
+            path.str() + ":" + lineOf(i) + ": brackets nested more than " +
+            std::to_string(kMaxTextNesting) +
             " levels deep (the parser recurses per level)");
-      }
       break;
     case '>':
       if (i > 0 && bytes[i - 1] == '-')

@@ -231,8 +231,10 @@ TEST(CudaAttentionEmulated, DecodingThroughTheKvCacheMatchesTheCpuRuntime) {
                        t) *
                           c.headDim +
                       d;
-                  ASSERT_EQ(cuda::attn::cacheAt(view[0], c.kvHeads, c.headDim,
-                                                b, g, t, d),
+                  ASSERT_EQ(cuda::attn::element(
+                                cuda::attn::cacheRow(view[0], c.kvHeads,
+                                                     c.headDim, b, g, t),
+                                d),
                             cpuK[cpu])
                       << b << " " << g << " " << t << " " << d;
                 }

@@ -100,16 +100,13 @@ W4A4_DEVICE float element(const KvRow &r, int d) {
                     r.s);
 }
 
-/// Element d of cache position `pos` of (batch b, KV head g).
-W4A4_DEVICE float cacheAt(const KvCacheView &c, int kvHeads, int headDim, int b,
-                          int g, int pos, int d) {
+/// Row `pos` of (batch b, KV head g) of a cache.
+W4A4_DEVICE KvRow cacheRow(const KvCacheView &c, int kvHeads, int headDim,
+                           int b, int g, int pos) {
   int64_t slot = (static_cast<int64_t>(b) * kvHeads + g) * c.capacity + pos;
-  if (!c.codes)
-    return c.values[slot * headDim + d];
-  uint8_t byte = c.codes[slot * (headDim / 2) + d / 2];
-  int nibble = (d & 1) ? byte >> 4 : byte & 0xf;
-  int code = nibble >= 8 ? nibble - 16 : nibble;
-  return dev::mulRn(static_cast<float>(code), c.scales[slot]);
+  if (c.codes)
+    return {nullptr, c.codes + slot * (headDim / 2), c.scales[slot]};
+  return {c.values + slot * headDim, nullptr, 0.0f};
 }
 } // namespace attn
 
@@ -133,17 +130,12 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(attn::kAppendThreads)
       p.cache.values[slot * p.headDim + d] = x[d];
     return;
   }
+  // The producers' row quantizer on a row of headDim codes (slot's).
   auto *scratch = reinterpret_cast<float *>(dev::sharedBase());
-  float qmax = static_cast<float>((1 << (p.bits - 1)) - 1);
-  float s = blockScale(x, p.headDim, p.clip, qmax, scratch);
-  if (tid == 0)
-    p.cache.scales[slot] = s;
-  uint8_t *codes = p.cache.codes + slot * (p.headDim / 2);
-  for (int pair = tid; pair < p.headDim / 2; pair += threads) {
-    int q0 = s != 0.0f ? code(x[2 * pair], s, qmax) : 0;
-    int q1 = s != 0.0f ? code(x[2 * pair + 1], s, qmax) : 0;
-    codes[pair] = static_cast<uint8_t>((q0 & 0xf) | ((q1 & 0xf) << 4));
-  }
+  QuantizedOut out{p.cache.codes + slot * (p.headDim / 2),
+                   p.cache.scales + slot, p.headDim, p.bits, p.clip};
+  writeCodes(out, 0, p.headDim, blockAbsMax(x, p.headDim, scratch),
+             [&](int d) { return x[d]; });
 }
 
 template <int Dummy = 0>
@@ -196,14 +188,7 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(attn::kThreads)
             (static_cast<int64_t>(b) * seqLen + j - prefix) * kvWidth +
             g * headDim;
     } else {
-      int64_t slot =
-          (static_cast<int64_t>(b) * kvHeads + g) * cache.capacity + j - prefix;
-      if (cache.codes) {
-        r.c = cache.codes + slot * (headDim / 2);
-        r.s = cache.scales[slot];
-      } else {
-        r.f = cache.values + slot * headDim;
-      }
+      r = attn::cacheRow(cache, kvHeads, headDim, b, g, j - prefix);
     }
     return r;
   };

@@ -131,16 +131,19 @@ W4A4_DEVICE double blockSum(double v, double *scratch) {
   return s;
 }
 
-/// quantizeActivations' scale of the n values x[0..n) spread over the block:
-/// clip * max|x| / qmax (the max exact in any order); all threads get it.
-W4A4_DEVICE float blockScale(const float *x, int n, float clip, float qmax,
-                             float *scratch) {
+/// max |x| of the n values x[0..n) spread over the block (exact in any
+/// order); all threads get it.
+W4A4_DEVICE float blockAbsMax(const float *x, int n, float *scratch) {
   float mx = 0;
   for (int c = dev::threadX(); c < n; c += dev::blockThreads()) {
     float a = x[c] < 0 ? -x[c] : x[c];
     mx = a > mx ? a : mx;
   }
-  mx = blockMax(mx, scratch);
+  return blockMax(mx, scratch);
+}
+
+/// quantizeActivations' scale of a row whose max |value| is mx.
+W4A4_DEVICE float scaleOf(float clip, float mx, float qmax) {
   return dev::divRn(dev::mulRn(clip, mx), qmax);
 }
 
@@ -160,7 +163,7 @@ template <class Value>
 W4A4_DEVICE void writeCodes(const QuantizedOut &out, int row, int cols,
                             float mx, Value value) {
   float qmax = static_cast<float>((1 << (out.bits - 1)) - 1);
-  float s = dev::divRn(dev::mulRn(out.clip, mx), qmax);
+  float s = scaleOf(out.clip, mx, qmax);
   if (dev::threadX() == 0)
     out.scales[row] = s;
   uint8_t *codes = out.codes + static_cast<int64_t>(row) * (out.kPadded / 2);
@@ -296,12 +299,7 @@ W4A4_DEVICE void rowHadamardQuantize(const SwigluQuantizeParams &p) {
       y[c] = tRow[c];
     return;
   }
-  float mx = 0;
-  for (int c = t; c < p.cols; c += threads) {
-    float a = tRow[c] < 0 ? -tRow[c] : tRow[c];
-    mx = a > mx ? a : mx;
-  }
-  mx = blockMax(mx, reinterpret_cast<float *>(scratch));
+  float mx = blockAbsMax(tRow, p.cols, reinterpret_cast<float *>(scratch));
   writeCodes(p.out, row, p.cols, mx, [&](int c) { return tRow[c]; });
 }
 } // namespace producers
@@ -356,7 +354,7 @@ W4A4_KERNEL void W4A4_LAUNCH_BOUNDS(producers::kThreads)
   int row = dev::blockX(), t = dev::threadX(), threads = dev::blockThreads();
   const float *x = p.x + static_cast<int64_t>(row) * p.width;
   float qmax = static_cast<float>((1 << (p.bits - 1)) - 1);
-  float s = blockScale(x, p.width, p.clip, qmax, scratch);
+  float s = scaleOf(p.clip, blockAbsMax(x, p.width, scratch), qmax);
   float *y = p.out + static_cast<int64_t>(row) * p.width;
   for (int c = t; c < p.width; c += threads)
     y[c] = s != 0.0f ? dev::mulRn(static_cast<float>(code(x[c], s, qmax)), s)
